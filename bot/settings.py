@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = 32
     max_file_mb: float = 25.0
-    chunk_tokens: int = 300
-    chunk_overlap_tokens: int = 50
+    chunk_tokens: int = 256  # all-MiniLM-L6-v2 reads at most 256 word pieces
+    chunk_overlap_tokens: int = 40
     top_k: int = 5
     relevance_threshold: float = Field(
         0.30, description="Best dense cosine below this → 'the documents don't answer this'."

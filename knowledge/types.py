@@ -77,6 +77,8 @@ class LoadedDocument:
     content_hash: str  # sha256 of the raw bytes
     pages: int | None = None
     url: str | None = None
+    # Things the user should know that didn't stop loading, e.g. pages without extractable text.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

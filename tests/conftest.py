@@ -1,0 +1,76 @@
+"""Shared fixtures.
+
+Real services: tests that need Redis or Postgres take the `redis_url` / `postgres_url`
+fixtures. On a laptop without them those tests skip with a reason; in CI (CI=true) a missing
+service is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED = (PROJECT / ".." / "shared").resolve()
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _reachable(url: str) -> bool:
+    u = urlparse(url.replace("+psycopg", ""))
+    try:
+        with socket.create_connection((u.hostname or "127.0.0.1", u.port or 0), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _need_service(name: str, url: str) -> str:
+    if _reachable(url):
+        return url
+    msg = f"{name} is not reachable at {url}"
+    if IN_CI:
+        pytest.fail(f"{msg} (CI must provide it)")
+    pytest.skip(f"{msg}; start it or set the URL to run this test")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"shared material not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return _need_service("Redis", os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    if not url.startswith("postgresql"):
+        url = DEFAULT_DATABASE_URL
+    return _need_service("Postgres", url)
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    """Embedded-mode settings in a temporary data dir, fast hash embedder, no keys, no servers."""
+    for var in (
+        "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "REDIS_URL", "DATABASE_URL", "QDRANT_URL",
+        "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET", "DISCORD_TOKEN",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    from bot.settings import Settings
+
+    return Settings(data_dir=tmp_path / "data", embedder="hash", _env_file=None)

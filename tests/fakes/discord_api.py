@@ -1,0 +1,411 @@
+"""A loopback stand-in for Discord's REST API, and INTERACTION_CREATE payloads to feed the real client.
+
+The real discord.py client talks to this server once `discord.http.Route.BASE` points at
+`FakeDiscordAPI.api_base`. It answers only what docent's connector uses (login, interaction
+callbacks, webhook follow-ups and edits, attachment downloads) and records every call so a test
+can assert what the bot sent. Replies are JSON with `Content-Type: application/json` exactly —
+with a charset suffix discord.py would treat the body as text (see FACTS.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+APPLICATION_ID = 900_000_000_000_000_001
+BOT_USER_ID = 900_000_000_000_000_002
+OWNER_ID = 900_000_000_000_000_003
+API_VERSION_PATH = "/api/v10"
+
+_snowflakes = itertools.count(1_100_000_000_000_000_000)
+
+
+def next_snowflake() -> int:
+    return next(_snowflakes)
+
+
+@dataclass
+class RecordedCall:
+    method: str
+    path: str  # without the /api/v10 prefix
+    query: dict[str, str]
+    json: Any  # the JSON body, or multipart's payload_json
+    files: dict[str, bytes] = field(default_factory=dict)
+    at: float = field(default_factory=time.perf_counter)
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    # Exactly application/json: aiohttp's json_response would add "; charset=utf-8".
+    return web.Response(status=status, body=json.dumps(data).encode(), headers={"Content-Type": "application/json"})
+
+
+def _user(user_id: int, name: str, *, bot: bool = False) -> dict:
+    return {
+        "id": str(user_id),
+        "username": name,
+        "discriminator": "0",
+        "global_name": name,
+        "avatar": None,
+        "bot": bot,
+        "flags": 0,
+        "public_flags": 0,
+    }
+
+
+class FakeDiscordAPI:
+    """Start with `await api.start()` inside the test's event loop; `await api.stop()` at the end."""
+
+    def __init__(self) -> None:
+        self.calls: list[RecordedCall] = []
+        self.files: dict[str, bytes] = {}  # attachment downloads: path → bytes
+        self.failing_files: set[str] = set()  # paths that answer 500 (a failed download)
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._changed = asyncio.Condition()
+        self.messages: dict[str, dict] = {}  # message id → latest message object
+
+    # --- lifecycle ----------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        return self.base_url + API_VERSION_PATH
+
+    async def start(self) -> "FakeDiscordAPI":
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/files/{name:.*}", self._serve_file)
+        app.router.add_route("*", API_VERSION_PATH + "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # --- attachment downloads -----------------------------------------------------------
+    def add_file(self, name: str, data: bytes) -> str:
+        """Serve `data` for download; returns its URL (what Discord's CDN URL would be)."""
+        self.files[name] = data
+        return f"{self.base_url}/files/{name}"
+
+    async def _serve_file(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name in self.failing_files:
+            return web.Response(status=500, text="boom")
+        if name not in self.files:
+            return web.Response(status=404, text="not found")
+        return web.Response(body=self.files[name], headers={"Content-Type": "application/octet-stream"})
+
+    # --- REST ---------------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"]
+        body, files = await self._read_body(request)
+        call = RecordedCall(request.method, path, dict(request.query), body, files)
+        self.calls.append(call)
+        async with self._changed:
+            self._changed.notify_all()
+        return self._respond(request.method, path, body)
+
+    @staticmethod
+    async def _read_body(request: web.Request) -> tuple[Any, dict[str, bytes]]:
+        if not request.can_read_body:
+            return None, {}
+        if request.content_type.startswith("multipart/"):
+            payload: Any = None
+            files: dict[str, bytes] = {}
+            reader = await request.multipart()
+            async for part in reader:
+                data = await part.read()  # type: ignore[union-attr]
+                if part.name == "payload_json":
+                    payload = json.loads(data)
+                else:
+                    files[part.filename or part.name or "file"] = bytes(data)  # type: ignore[union-attr]
+            return payload, files
+        raw = await request.read()
+        return (json.loads(raw) if raw else None), {}
+
+    def _respond(self, method: str, path: str, body: Any) -> web.Response:
+        parts = path.strip("/").split("/")
+        if path == "/users/@me":
+            return _json(_user(BOT_USER_ID, "docent", bot=True))
+        if path == "/oauth2/applications/@me":
+            return _json(
+                {
+                    "id": str(APPLICATION_ID),
+                    "name": "docent",
+                    "icon": None,
+                    "description": "",
+                    "verify_key": "0" * 64,
+                    "bot_public": True,
+                    "bot_require_code_grant": False,
+                    "owner": _user(OWNER_ID, "owner"),
+                    "interactions_endpoint_url": None,
+                    "flags": 0,
+                }
+            )
+        if path == "/gateway/bot":
+            return _json(
+                {
+                    "url": "ws://127.0.0.1:9/",
+                    "shards": 1,
+                    "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1},
+                }
+            )
+        if parts[0] == "applications" and parts[-1] == "commands":
+            if method == "PUT":  # bulk overwrite: echo the commands back with ids
+                return _json([{**c, "id": str(next_snowflake()), "application_id": str(APPLICATION_ID), "version": "1"} for c in body or []])
+            return _json([])
+        if parts[0] == "interactions" and parts[-1] == "callback":
+            interaction_id = parts[1]
+            data = (body or {}).get("data") or {}
+            return _json(
+                {
+                    "interaction": {
+                        "id": interaction_id,
+                        "type": 2,
+                        "response_message_loading": (body or {}).get("type") == 5,
+                        "response_message_ephemeral": bool(int(data.get("flags", 0) or 0) & 64),
+                    }
+                }
+            )
+        if parts[0] == "webhooks" and len(parts) >= 3:
+            if method == "POST":
+                return _json(self._store_message(str(next_snowflake()), body))
+            if len(parts) == 5 and parts[3] == "messages":
+                if method == "PATCH":
+                    return _json(self._store_message(parts[4], body))
+                if method == "DELETE":
+                    return web.Response(status=204)
+                return _json(self.messages.get(parts[4]) or self._store_message(parts[4], {}))
+        return _json({"message": f"fake Discord API does not know {method} {path}", "code": 0}, status=404)
+
+    def _store_message(self, message_id: str, body: Any) -> dict:
+        body = body or {}
+        if message_id == "@original":
+            message_id = "1"
+        previous = self.messages.get(message_id, {})
+        message = {
+            "id": message_id,
+            "channel_id": "1",
+            "author": _user(BOT_USER_ID, "docent", bot=True),
+            "content": body.get("content", previous.get("content", "")) or "",
+            "timestamp": "2026-01-01T00:00:00+00:00",
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": body.get("embeds", previous.get("embeds", [])) or [],
+            "components": body.get("components", previous.get("components", [])) or [],
+            "pinned": False,
+            "type": 0,
+            "flags": int(body.get("flags", 0) or 0),
+            "application_id": str(APPLICATION_ID),
+        }
+        self.messages[message_id] = message
+        return message
+
+    # --- what tests look at ------------------------------------------------------------
+    def calls_for(self, token: str) -> list[RecordedCall]:
+        """Every callback, follow-up and edit made for one interaction (matched by its token)."""
+        return [c for c in self.calls if f"/{token}/" in c.path + "/" or c.path.endswith(f"/{token}")]
+
+    def callback_for(self, token: str) -> RecordedCall | None:
+        return next((c for c in self.calls_for(token) if c.path.endswith("/callback")), None)
+
+    def replies_for(self, token: str) -> list[RecordedCall]:
+        """Follow-ups (POST) and edits (PATCH) of webhook messages for one interaction."""
+        return [c for c in self.calls_for(token) if c.path.startswith("/webhooks/")]
+
+    async def wait_for(self, predicate, timeout: float = 20.0) -> None:
+        """Wait until `predicate()` holds (re-checked on every recorded call)."""
+        async def _wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(_wait(), timeout)
+
+
+# --- INTERACTION_CREATE payloads --------------------------------------------------------
+
+ADMINISTRATOR_PERMS = str(0x8 | 0x20)  # administrator | manage_guild
+MEMBER_PERMS = str(0x400 | 0x800 | 0x8000)  # view channel | send messages | attach files
+
+
+def _member(user_id: int, *, permissions: str, roles: tuple[int, ...] = ()) -> dict:
+    return {
+        "user": _user(user_id, f"user{user_id % 1000}"),
+        "roles": [str(r) for r in roles],
+        "joined_at": "2025-01-01T00:00:00+00:00",
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+        "pending": False,
+        "permissions": permissions,
+        "nick": None,
+        "avatar": None,
+    }
+
+
+def _channel(channel_id: int, guild_id: int | None, *, thread_parent: int | None = None) -> dict:
+    if guild_id is None:
+        return {"id": str(channel_id), "type": 1, "recipients": []}
+    if thread_parent is not None:
+        return {
+            "id": str(channel_id),
+            "type": 11,  # public thread
+            "guild_id": str(guild_id),
+            "parent_id": str(thread_parent),
+            "name": "a thread",
+            "owner_id": str(OWNER_ID),
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": "2026-01-01T00:00:00+00:00", "locked": False},
+            "message_count": 0,
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+        }
+    return {
+        "id": str(channel_id),
+        "type": 0,
+        "guild_id": str(guild_id),
+        "name": "general",
+        "position": 0,
+        "permission_overwrites": [],
+        "nsfw": False,
+        "parent_id": None,
+        "rate_limit_per_user": 0,
+        "topic": None,
+        "flags": 0,
+    }
+
+
+def _base(
+    interaction_type: int,
+    *,
+    user_id: int,
+    guild_id: int | None,
+    channel_id: int,
+    admin: bool,
+    roles: tuple[int, ...],
+    thread_parent: int | None,
+) -> dict:
+    interaction_id = next_snowflake()
+    payload: dict[str, Any] = {
+        "id": str(interaction_id),
+        "application_id": str(APPLICATION_ID),
+        "type": interaction_type,
+        "token": f"tok{interaction_id}",
+        "version": 1,
+        "attachment_size_limit": 25 * 1024 * 1024,
+        "locale": "en-US",
+        "channel_id": str(channel_id),
+        "channel": _channel(channel_id, guild_id, thread_parent=thread_parent),
+        "app_permissions": "0",
+        "entitlements": [],
+        "authorizing_integration_owners": {"0": str(guild_id)} if guild_id else {"1": str(user_id)},
+        "context": 0 if guild_id else 1,
+    }
+    if guild_id is not None:
+        payload["guild_id"] = str(guild_id)
+        payload["guild_locale"] = "en-US"
+        payload["member"] = _member(user_id, permissions=ADMINISTRATOR_PERMS if admin else MEMBER_PERMS, roles=roles)
+    else:
+        payload["user"] = _user(user_id, f"user{user_id % 1000}")
+    return payload
+
+
+def slash_command(
+    name: str,
+    options: list[dict] | None = None,
+    *,
+    subcommand: str | None = None,
+    user_id: int = 700_000_000_000_000_001,
+    guild_id: int | None = 800_000_000_000_000_001,
+    channel_id: int = 810_000_000_000_000_001,
+    admin: bool = False,
+    roles: tuple[int, ...] = (),
+    thread_parent: int | None = None,
+    attachments: dict[str, dict] | None = None,
+    users: dict[str, dict] | None = None,
+    autocomplete: bool = False,
+) -> dict:
+    """An INTERACTION_CREATE payload for `/name [subcommand] options…` (type 2, or 4 for autocomplete)."""
+    payload = _base(
+        4 if autocomplete else 2,
+        user_id=user_id, guild_id=guild_id, channel_id=channel_id, admin=admin, roles=roles, thread_parent=thread_parent,
+    )
+    opts = options or []
+    if subcommand is not None:
+        opts = [{"type": 1, "name": subcommand, "options": opts}]
+    data: dict[str, Any] = {"id": str(next_snowflake()), "name": name, "type": 1, "options": opts}
+    resolved: dict[str, Any] = {}
+    if attachments:
+        resolved["attachments"] = attachments
+    if users:
+        resolved["users"] = users
+    if resolved:
+        data["resolved"] = resolved
+    payload["data"] = data
+    return payload
+
+
+def attachment(api: FakeDiscordAPI, filename: str, data: bytes, *, size: int | None = None, content_type: str = "text/plain") -> dict:
+    """A resolved attachment served by the fake for download; `size` may lie (as a test of pre-checks)."""
+    attachment_id = next_snowflake()
+    url = api.add_file(f"{attachment_id}/{filename}", data)
+    return {
+        "id": str(attachment_id),
+        "filename": filename,
+        "size": len(data) if size is None else size,
+        "url": url,
+        "proxy_url": url,
+        "content_type": content_type,
+    }
+
+
+def button_click(
+    custom_id: str,
+    *,
+    user_id: int = 700_000_000_000_000_001,
+    guild_id: int | None = 800_000_000_000_000_001,
+    channel_id: int = 810_000_000_000_000_001,
+) -> dict:
+    """An INTERACTION_CREATE payload for a click on a button with `custom_id` (type 3)."""
+    payload = _base(3, user_id=user_id, guild_id=guild_id, channel_id=channel_id, admin=False, roles=(), thread_parent=None)
+    payload["data"] = {"custom_id": custom_id, "component_type": 2}
+    message_id = next_snowflake()
+    payload["message"] = {
+        "id": str(message_id),
+        "channel_id": str(channel_id),
+        "author": _user(BOT_USER_ID, "docent", bot=True),
+        "content": "",
+        "timestamp": "2026-01-01T00:00:00+00:00",
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+        "components": [
+            {"type": 1, "components": [{"type": 2, "style": 2, "custom_id": custom_id, "label": "x"}]}
+        ],
+        "pinned": False,
+        "type": 20,
+        "flags": 0,
+    }
+    return payload
