@@ -13,13 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK_KEY = 0x646F63656E74  # "docent": serializes concurrent `migrate()` on Postgres
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # pragma: no cover - trivial
@@ -70,10 +71,36 @@ class Database:
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema up to `revision` with the migrations packaged next to this file."""
         from alembic import command
+        from alembic.migration import MigrationContext
 
-        with self.engine.begin() as connection:
+        # Alembic narrates every start-up at INFO ("Context impl SQLiteImpl."): keep that out of
+        # the request log unless something is actually migrated (logged below by us).
+        logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+        # Several bot processes may start at once: one migrates, the others wait and find it done.
+        with self._migration_lock(), self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            before = MigrationContext.configure(connection).get_current_revision()
             command.upgrade(self.alembic_config(connection), revision)
-        log.info("database schema at %s", revision)
+            after = MigrationContext.configure(connection).get_current_revision()
+        if before != after:
+            log.info("database schema migrated from %s to %s", before or "empty", after)
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """A file lock beside a SQLite file (its DDL isn't transactional under pysqlite)."""
+        db_path = make_url(self.url).database if self.is_sqlite else None
+        if not db_path or db_path == ":memory:":
+            yield
+            return
+        import fcntl
+
+        with open(f"{db_path}.migrate.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def alembic_config(self, connection=None):
         """Programmatic Alembic config: works from an installed package, whatever the cwd."""

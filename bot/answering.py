@@ -19,7 +19,6 @@ from bot.llm import call_with_retries, is_spend_limit, is_timeout, make_chat_mod
 from bot.pricing import cost_usd, max_cost_usd
 from bot.types import PriorTurn, Source, Usage
 from knowledge.chain import (
-    approx_tokens,
     build_messages,
     cite_in_first_appearance_order,
     fit_sources,
@@ -39,8 +38,10 @@ logger = logging.getLogger(__name__)
 FALLBACK_NOTICE = "Claude is unavailable right now, so this answer was extracted directly from the documents."
 UNCITED_SOURCES_SHOWN = 3
 SNIPPET_CHARS = 200
-# Canary, role labels and message framing: a little room on top of the prompt's text.
-_PROMPT_OVERHEAD_TOKENS = 100
+# Source/message tags, role labels and message framing on top of the budgeted text.
+_PROMPT_OVERHEAD_TOKENS = 200
+_BUDGET_CHARS_PER_TOKEN = 4  # how knowledge.chain turns token budgets into characters
+_WORST_CHARS_PER_TOKEN = 2
 
 
 @dataclass(frozen=True)
@@ -111,22 +112,32 @@ class AnswerEngine:
     def model_name(self) -> str:
         return model_name_of(self._model)
 
+    def system_prompt(self, canary: str | None = None) -> str:
+        """The exact system prompt sent with this canary (the output guard checks for leaks of it)."""
+        return system_prompt(canary)
+
     @property
     def is_offline(self) -> bool:
         return isinstance(self._model, ExtractiveChatModel)
 
     def max_cost_usd(self, question: str) -> float:
-        """Worst case for one answer: a full context budget, the question and the system prompt
-        at the input price, plus `max_tokens` at the output price."""
+        """Worst case for one answer: full source and history budgets, the question and the
+        system prompt at the input price, plus `max_tokens` at the output price.
+
+        The budgets are counted in characters (4 per budgeted token), and this bound assumes a
+        dense 2 characters per real token, so text that tokenizes badly (code, non-Latin
+        scripts) still can't make the real bill exceed the reservation.
+        """
         if self.is_offline:
             return 0.0
-        input_tokens = (
-            self._settings.context_token_budget
-            + approx_tokens(question)
-            + approx_tokens(system_prompt("x" * 32))
-            + _PROMPT_OVERHEAD_TOKENS
+        s = self._settings
+        chars = (
+            (s.context_token_budget + s.history_token_budget) * _BUDGET_CHARS_PER_TOKEN
+            + len(question)
+            + len(system_prompt("x" * 64))
         )
-        return max_cost_usd(self.model_name, input_tokens, self._settings.max_tokens)
+        input_tokens = chars // _WORST_CHARS_PER_TOKEN + _PROMPT_OVERHEAD_TOKENS
+        return max_cost_usd(self.model_name, input_tokens, s.max_tokens)
 
     def answer(
         self,
@@ -139,7 +150,9 @@ class AnswerEngine:
     ) -> DraftAnswer:
         budget = self._settings.context_token_budget
         n_sources = len(fit_sources(hits, budget))
-        messages = build_messages(question, hits, history_pairs(history), canary, budget)
+        messages = build_messages(
+            question, hits, history_pairs(history), canary, budget, self._settings.history_token_budget
+        )
         started = time.perf_counter()
         notices: tuple[str, ...] = ()
         fell_back = False
@@ -181,9 +194,22 @@ class AnswerEngine:
         cleaned, cited = parse_citations(raw, n_sources)
         if not cited:
             # Nothing cited: show what the answer was drawn from, without inventing [n] marks.
-            return cleaned, tuple(source_from_hit(i + 1, h) for i, h in enumerate(hits[:UNCITED_SOURCES_SHOWN][:n_sources]))
+            shown = hits[: min(UNCITED_SOURCES_SHOWN, n_sources)]
+            return cleaned, tuple(source_from_hit(i + 1, h) for i, h in enumerate(shown))
         text = renumber_citations(cleaned, cited)
         return text, tuple(source_from_hit(new, hits[old - 1]) for new, old in enumerate(cited, start=1))
+
+    @staticmethod
+    def _safe_delta(on_delta: Callable[[str], None]) -> Callable[[str], None]:
+        """A failing progress display (e.g. a platform edit rejected) must not fail the answer."""
+
+        def show(text: str) -> None:
+            try:
+                on_delta(text)
+            except Exception:
+                logger.warning("progress callback failed; continuing without it", exc_info=True)
+
+        return show
 
     def _run(
         self,
@@ -192,6 +218,8 @@ class AnswerEngine:
         on_delta: Callable[[str], None] | None,
         n_sources: int,
     ) -> AIMessage:
+        if on_delta is not None:
+            on_delta = self._safe_delta(on_delta)
         if on_delta is None or not self._settings.streaming:
             result = model.invoke(messages)
             if on_delta is not None:

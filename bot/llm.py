@@ -59,8 +59,8 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
         max_tokens=settings.max_tokens,
         timeout=settings.llm_timeout_s,
         max_retries=0,  # our policy below decides
-        # invoke() stays a plain JSON call; the AnswerEngine streams explicitly with .stream().
-        streaming=False,
+        # `streaming` is deliberately left unset: invoke() stays a plain JSON call and .stream()
+        # streams. Setting it to False would make langchain-core refuse to stream at all.
         stream_usage=True,
     )
 

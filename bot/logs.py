@@ -47,5 +47,8 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
-    for noisy in ("httpx", "httpcore", "urllib3", "sentence_transformers", "discord", "slack_bolt", "filelock"):
+    for noisy in (
+        "httpx", "httpcore", "urllib3", "sentence_transformers", "transformers", "discord", "slack_bolt",
+        "filelock", "alembic",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     qdrant_collection: str = "docent"
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL"))
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+    redis_key_prefix: str = Field("docent", description="Prefix of every Redis key docent writes.")
 
     # --- knowledge ------------------------------------------------------------------------
     embedder: Literal["minilm", "hash"] = Field(
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     llm_model: str = "claude-haiku-4-5"
     max_tokens: int = 600
     context_token_budget: int = 2000
+    history_token_budget: int = Field(
+        1000, description="Most thread history sent to the model (newest kept); bounds the worst-case cost."
+    )
     llm_timeout_s: float = 30.0
     llm_max_retries: int = 2
     streaming: bool = True
@@ -68,6 +72,9 @@ class Settings(BaseSettings):
     injection_action: Literal["block", "warn", "log"] = "block"
     quarantine_flagged_documents: bool = False
     store_question: Literal["redacted", "hash"] = "redacted"
+    question_hash_salt: SecretStr | None = Field(
+        None, description="Salt for hashed questions in the ledger; default: a random one kept in data_dir."
+    )
     cache_ttl_s: int = 24 * 3600
     admin_user_ids: list[str] = Field(default_factory=list, description="Extra admins, any platform.")
 
@@ -88,6 +95,9 @@ class Settings(BaseSettings):
     discord_dev_guild_id: int | None = None
     discord_answer_mentions: bool = False
     discord_dm_server_docs: bool = False
+    discord_dm_guild_id: int | None = Field(
+        None, description="The server whose server-wide documents DMs see when discord_dm_server_docs is on."
+    )
 
     # --- logging --------------------------------------------------------------------------
     log_format: Literal["auto", "json", "pretty"] = "auto"

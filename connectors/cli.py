@@ -38,10 +38,14 @@ DEFAULT_SCOPE = "local"
 SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
 
 
-def _settings(**overrides):
+def _settings(*, service: bool = False, **overrides):
+    """Settings for a command. Interactive commands log warnings only unless DOCENT_LOG_LEVEL
+    says otherwise; the bots (`service=True`) log one event per request."""
     from bot.logs import configure_logging
     from bot.settings import Settings
 
+    if not service and "DOCENT_LOG_LEVEL" not in os.environ:
+        overrides.setdefault("log_level", "WARNING")
     settings = Settings(**overrides)
     configure_logging(settings)
     return settings
@@ -192,7 +196,7 @@ def demo(
     from connectors.console import ask_streaming, question_for
 
     base = _settings()
-    settings = _settings(data_dir=data_dir or (base.data_dir / "demo"))
+    settings = _settings(data_dir=data_dir or (base.data_dir / "demo"), log_level=base.log_level)
     spec = json.loads((SAMPLES / "demo_questions.json").read_text())
     sc = _scope(spec.get("scope", "demo"))
     console.rule("[bold]docent demo")
@@ -414,7 +418,7 @@ def run_slack(
     """Run the Slack bot (Socket Mode by default)."""
     from connectors.slack.app import run_http, run_socket_mode
 
-    settings = _settings()
+    settings = _settings(service=True)
     docent = _docent(settings)
     try:
         if http:
@@ -430,7 +434,7 @@ def run_discord():
     """Run the Discord bot."""
     from connectors.discord.bot import run
 
-    settings = _settings()
+    settings = _settings(service=True)
     docent = _docent(settings)
     try:
         run(docent, settings)

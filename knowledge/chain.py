@@ -80,12 +80,12 @@ class ParsedPrompt:
     sources: tuple[PromptSource, ...]
 
 
-def _source_block(n: int, chunk: Chunk, text: str) -> str:
-    attrs = f'n="{n}" title="{html.escape(chunk.title, quote=True)}"'
-    if chunk.page is not None:
-        attrs += f' page="{chunk.page}"'
-    if chunk.heading_path:
-        attrs += f' section="{html.escape(chunk.section, quote=True)}"'
+def _source_block(n: int, title: str, page: int | None, section: str, text: str) -> str:
+    attrs = f'n="{n}" title="{html.escape(title, quote=True)}"'
+    if page is not None:
+        attrs += f' page="{page}"'
+    if section:
+        attrs += f' section="{html.escape(section, quote=True)}"'
     return f"<source {attrs}>\n{neutralise(text)}\n</source>"
 
 
@@ -100,13 +100,13 @@ def fit_sources(hits: Sequence[Hit], context_token_budget: int = 2000) -> list[P
     remaining = context_token_budget
     for i, hit in enumerate(hits):
         chunk = hit.chunk
-        block = _source_block(i + 1, chunk, chunk.text)
+        block = _source_block(i + 1, chunk.title, chunk.page, chunk.section, chunk.text)
         cost = approx_tokens(block)
         if cost <= remaining:
             fitted.append(PromptSource(i + 1, chunk.title, chunk.text, chunk.page, chunk.section))
             remaining -= cost
             continue
-        overhead = approx_tokens(_source_block(i + 1, chunk, ""))
+        overhead = approx_tokens(_source_block(i + 1, chunk.title, chunk.page, chunk.section, ""))
         room_chars = (remaining - overhead) * _CHARS_PER_TOKEN
         if fitted and room_chars < _MIN_TRIMMED_SOURCE_TOKENS * _CHARS_PER_TOKEN:
             break
@@ -122,15 +122,26 @@ def fit_sources(hits: Sequence[Hit], context_token_budget: int = 2000) -> list[P
 def _render_sources(sources: Sequence[PromptSource]) -> str:
     if not sources:
         return f"<sources>\n{NO_SOURCES_TEXT}\n</sources>"
-    blocks = []
-    for s in sources:
-        attrs = f'n="{s.n}" title="{html.escape(s.title, quote=True)}"'
-        if s.page is not None:
-            attrs += f' page="{s.page}"'
-        if s.section:
-            attrs += f' section="{html.escape(s.section, quote=True)}"'
-        blocks.append(f"<source {attrs}>\n{neutralise(s.text)}\n</source>")
+    blocks = [_source_block(s.n, s.title, s.page, s.section, s.text) for s in sources]
     return "<sources>\n" + "\n".join(blocks) + "\n</sources>"
+
+
+def fit_history(history: Iterable[tuple[str, str]], history_token_budget: int) -> list[tuple[str, str]]:
+    """The newest history that fits the budget, in thread order; the oldest message that only
+    partly fits keeps its end (the part nearest the question)."""
+    kept: list[tuple[str, str]] = []
+    remaining = history_token_budget
+    for role, text in reversed([(r, t) for r, t in history if t.strip()]):
+        cost = approx_tokens(text) + 5  # role framing
+        if cost <= remaining:
+            kept.append((role, text))
+            remaining -= cost
+            continue
+        room = (remaining - 5) * _CHARS_PER_TOKEN
+        if room >= _MIN_TRIMMED_SOURCE_TOKENS * _CHARS_PER_TOKEN:
+            kept.append((role, "… " + text[-room:].lstrip()))
+        break
+    return kept[::-1]
 
 
 def _history_messages(history: Iterable[tuple[str, str]]) -> tuple[list[BaseMessage], list[tuple[str, str]]]:
@@ -139,8 +150,6 @@ def _history_messages(history: Iterable[tuple[str, str]]) -> tuple[list[BaseMess
     turns: list[BaseMessage] = []
     others: list[tuple[str, str]] = []
     for role, text in history:
-        if not text.strip():
-            continue
         if role == "user":
             msg: BaseMessage = HumanMessage(content=neutralise(text))
         elif role == "assistant":
@@ -167,15 +176,17 @@ def build_messages(
     history: Iterable[tuple[str, str]] = (),
     canary: str | None = None,
     context_token_budget: int = 2000,
+    history_token_budget: int = 1000,
 ) -> list[BaseMessage]:
     """System prompt, prior turns, then one human message holding sources, quoted thread
     messages by others, and the question.
 
     `history` is (role, text) in thread order: role "user" (the asker), "assistant" (docent),
-    or another person's display name (quoted as untrusted data).
+    or another person's display name (quoted as untrusted data). Both sources and history are
+    cut to their token budgets, so the prompt's size (and cost) is bounded.
     """
     sources = fit_sources(hits, context_token_budget)
-    turns, others = _history_messages(history)
+    turns, others = _history_messages(fit_history(history, history_token_budget))
     parts = [_render_sources(sources)]
     if others:
         quoted = "\n".join(

@@ -35,6 +35,8 @@ class MiniLMEmbeddings(Embeddings):
     def __init__(self, model_path: str | Path | None = None, batch_size: int = 32):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.batch_size = batch_size
         self._model = _load_model(str(self.model_path))

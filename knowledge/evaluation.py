@@ -161,3 +161,103 @@ def corpus_embeddings(data: BeirSet, *, embedder, work_dir: Path, on_progress=No
         on_progress=on_progress,
     )
     return texts, owners, vectors
+
+
+# ---------------------------------------------------------------- the gauge
+
+
+def evaluate_beir(
+    beir_dir: Path,
+    *,
+    embedder,
+    work_dir: Path,
+    k: int = 10,
+    on_progress: ProgressFn | None = None,
+    fusion=None,
+) -> dict:
+    """nDCG@k, recall@k and MRR@k of the user-facing hybrid retrieval on a BEIR data set."""
+    return evaluate_beir_configs(
+        beir_dir, embedder=embedder, work_dir=work_dir, k=k, on_progress=on_progress,
+        configs={"hybrid": fusion} if fusion is not None else None,
+    )["hybrid"]
+
+
+def evaluate_beir_configs(
+    beir_dir: Path,
+    *,
+    embedder,
+    work_dir: Path,
+    k: int = 10,
+    on_progress: ProgressFn | None = None,
+    configs: dict | None = None,
+) -> dict[str, dict]:
+    """Like `evaluate_beir` for several fusion settings over one index (for tuning/reporting)."""
+    import shutil
+    import tempfile
+
+    from knowledge.edge_store import EdgeChunkStore
+    from knowledge.fusion import DEFAULT_FUSION
+
+    configs = configs or {"hybrid": DEFAULT_FUSION}
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    data = load_beir(beir_dir)
+    texts, owners, vectors = corpus_embeddings(data, embedder=embedder, work_dir=work_dir, on_progress=on_progress)
+    query_ids = sorted(data.queries)
+    query_texts = [data.queries[q] for q in query_ids]
+    qkey = hashlib.sha256(
+        (_model_key(embedder) + "\x1f" + "\x1e".join(query_texts)).encode()
+    ).hexdigest()[:20]
+    query_vectors = cached_embeddings(query_texts, embedder=embedder, cache_file=work_dir / f"beir-q-{qkey}.npy")
+
+    chunk_counter: dict[str, int] = {}
+    chunks = []
+    for text, owner in zip(texts, owners):
+        index = chunk_counter.get(owner, 0)
+        chunk_counter[owner] = index + 1
+        chunks.append(
+            Chunk(doc_id=owner, title=data.corpus[owner][0], source=owner, text=text, chunk_index=index,
+                  page=None, heading_path=(), scope=EVAL_SCOPE, content_hash=data.corpus_hash[:16],
+                  ingested_at=0.0)
+        )
+    index_dir = Path(tempfile.mkdtemp(prefix="beir-index-", dir=work_dir))
+    results: dict[str, dict] = {}
+    store = EdgeChunkStore(index_dir / "edge")
+    try:
+        started = time.perf_counter()
+        batch = 512
+        for start in range(0, len(chunks), batch):
+            store.add(chunks[start : start + batch], vectors[start : start + batch])
+            if on_progress:
+                on_progress("index", min(start + batch, len(chunks)), len(chunks))
+        log.info("indexed %d passages in %.1fs", len(chunks), time.perf_counter() - started)
+        # Enough chunks to fill k distinct documents even when a document has several passages.
+        chunk_limit = k * max(1, math.ceil(len(chunks) / max(1, len(data.corpus)))) + k
+        for name, config in configs.items():
+            store.fusion = config
+            ndcg, recall, mrr = [], [], []
+            for i, (qid, qtext) in enumerate(zip(query_ids, query_texts)):
+                hits = store.search(qtext, query_vectors[i], EVAL_SCOPE, chunk_limit)
+                ranked: list[str] = []
+                for h in hits:  # a document's score is its best chunk's: first occurrence wins
+                    if h.chunk.doc_id not in ranked:
+                        ranked.append(h.chunk.doc_id)
+                rel = data.qrels[qid]
+                ndcg.append(ndcg_at_k(ranked, rel, k))
+                recall.append(recall_at_k(ranked, rel, k))
+                mrr.append(mrr_at_k(ranked, rel, k))
+                if on_progress and (i + 1) % 50 == 0:
+                    on_progress(f"query:{name}", i + 1, len(query_ids))
+            n = max(1, len(query_ids))
+            results[name] = {
+                f"ndcg@{k}": round(sum(ndcg) / n, 4),
+                f"recall@{k}": round(sum(recall) / n, 4),
+                f"mrr@{k}": round(sum(mrr) / n, 4),
+                "n_queries": len(query_ids),
+                "n_docs": len(data.corpus),
+                "n_chunks": len(chunks),
+            }
+    finally:
+        store.close()
+        shutil.rmtree(index_dir, ignore_errors=True)
+    return results

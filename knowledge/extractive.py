@@ -39,8 +39,12 @@ _WORD_RE = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
 _SENTENCE_END_RE = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[])")
 _LIST_MARKER_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)]|#+)\s+")
 
+_MD_LINK_RE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # [text](url) → text; images too
+_TEMPLATE_TAG_RE = re.compile(r"\{%.*?%\}|\{\{.*?\}\}")  # Liquid/Jinja left in Markdown sources
+_MD_ESCAPE_RE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!])")
+
 MAX_SENTENCES = 3
-MIN_COVERAGE = 0.3  # share of the question's (IDF-weighted) content words a sentence must cover
+MIN_COVERAGE = 0.25  # share of the question's (IDF-weighted) content words a sentence must cover
 MIN_WORDS = 4
 MAX_SENTENCE_CHARS = 400
 
@@ -69,6 +73,18 @@ class Candidate:
     position: int  # sentence index within its source
     text: str
     terms: frozenset[str]
+
+
+def plain_text(text: str) -> str:
+    """Markdown source text as a reader would see it: link text without URLs, no template tags."""
+    text = _MD_LINK_RE.sub(r"\1", text)
+    text = _TEMPLATE_TAG_RE.sub("", text)
+    return _MD_ESCAPE_RE.sub(r"\1", text)
+
+
+def _looks_like_heading(sentence: str) -> bool:
+    # "Checklist for going out of office": short, and no sentence punctuation at the end.
+    return len(sentence.split()) <= 8 and sentence[-1:] not in ".!?:;)\"'”’"
 
 
 def _units(text: str) -> list[str]:
@@ -108,8 +124,8 @@ def split_sentences(text: str) -> list[str]:
 def _candidates(sources: Sequence[PromptSource]) -> list[Candidate]:
     out = []
     for rank, source in enumerate(sources):
-        for position, sentence in enumerate(split_sentences(source.text)):
-            if len(sentence.split()) < MIN_WORDS:
+        for position, sentence in enumerate(split_sentences(plain_text(source.text))):
+            if len(sentence.split()) < MIN_WORDS or _looks_like_heading(sentence):
                 continue
             if len(sentence) > MAX_SENTENCE_CHARS:
                 sentence = sentence[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " …"
@@ -119,7 +135,7 @@ def _candidates(sources: Sequence[PromptSource]) -> list[Candidate]:
 
 def _with_citation(sentence: str, n: int) -> str:
     """'Leave is 25 days.' → 'Leave is 25 days [1].'"""
-    if sentence[-1:] in ".!?" and not sentence.endswith("…"):
+    if sentence[-1:] in ".!?:;" and not sentence.endswith("…"):
         return f"{sentence[:-1]} [{n}]{sentence[-1]}"
     return f"{sentence} [{n}]"
 
@@ -133,7 +149,8 @@ def select_sentences(question: str, sources: Sequence[PromptSource]) -> list[Can
     # IDF over sentences: a word in every sentence ("the company") says little about relevance.
     n = len(candidates)
     df = {t: sum(1 for c in candidates if t in c.terms) for t in q_terms}
-    idf = {t: math.log(1 + n / (df[t] or 0.5)) for t in q_terms}  # unseen words weigh most
+    # Words found nowhere weigh like the rarest found ones: they still count against coverage.
+    idf = {t: math.log(1 + n / max(df[t], 1)) for t in q_terms}
     total = sum(idf.values())
 
     def coverage(c: Candidate) -> float:

@@ -2,8 +2,9 @@
 cosine and BM25, each already scope-filtered) and hand them to `fuse_candidates`, so the ranking
 is identical whichever store runs it.
 
-Method (measured on SciFact / Cranfield, see README): reciprocal-rank fusion over deep candidate
-lists; a tie is broken by point id so the order is deterministic.
+Default method (measured on SciFact / Cranfield, see DEFAULT_FUSION): 0.7 × cosine + 0.3 × BM25
+relative to the best BM25 candidate, over deep candidate lists; RRF and min-max convex fusion
+are available. Ties are broken by point id so the order is deterministic in both stores.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 
 from knowledge.types import Chunk, Hit
 
-FusionMethod = Literal["rrf", "convex"]
+FusionMethod = Literal["rrf", "convex", "cosine_bm25"]
 
 DENSE_VECTOR = "dense"
 # How many candidates each side fetches for a search of `limit`: deeper lists let a chunk that
@@ -28,11 +29,14 @@ MIN_CANDIDATES = 50
 class FusionConfig:
     method: FusionMethod = "rrf"
     rrf_k: float = 60.0
-    dense_weight: float = 1.0  # rrf: weight of the dense list; convex: alpha of the dense score
-    sparse_weight: float = 1.0
+    dense_weight: float = 1.0  # rrf: weight of the dense list; convex/cosine_bm25: alpha of the dense side
+    sparse_weight: float = 1.0  # rrf only
 
 
-DEFAULT_FUSION = FusionConfig()
+# Measured (nDCG@10, SciFact / Cranfield): dense 0.644 / 0.371, BM25 0.686 / 0.352,
+# RRF(k=60) 0.716 / 0.407, min-max convex α=.7 0.734 / 0.403, cosine_bm25 α=.7 0.738 / 0.404 —
+# the best mean of the eleven settings tried, and its fused score keeps the cosine's absolute scale.
+DEFAULT_FUSION = FusionConfig("cosine_bm25", dense_weight=0.7)
 
 
 @dataclass(frozen=True)
@@ -73,14 +77,15 @@ def fuse_candidates(
             v = np.asarray(c.dense, dtype=np.float64)
             dense_scores[c.point_id] = float(q @ (v / (np.linalg.norm(v) or 1.0)))
 
-    fused = _fused_scores(dense, sparse, config)
+    fused = _fused_scores(dense, sparse, dense_scores, config)
 
     # Keep only the newest version of each document among the candidates (replace = insert new,
     # then delete old; in between both exist and a reader must never get a mix).
     newest: dict[str, float] = {}
     for pid, p in payloads.items():
         newest[p["doc_id"]] = max(newest.get(p["doc_id"], float("-inf")), float(p["ingested_at"]))
-    ranked = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+    # Rounded so float noise between stores can't reorder near-ties; ties go by point id.
+    ranked = sorted(fused.items(), key=lambda kv: (-round(kv[1], 6), kv[0]))
     hits: list[Hit] = []
     for pid, score in ranked:
         p = payloads[pid]
@@ -99,22 +104,40 @@ def fuse_candidates(
     return hits
 
 
-def _fused_scores(dense: list[Candidate], sparse: list[Candidate], config: FusionConfig) -> dict[str, float]:
+def _canonical_order(ranked: list[Candidate]) -> list[Candidate]:
+    """Best first, equal scores (to float32 noise) by point id: stores order ties differently."""
+    return sorted(ranked, key=lambda c: (-round(c.score, 5), c.point_id))
+
+
+def _fused_scores(
+    dense: list[Candidate], sparse: list[Candidate], cosine: dict[str, float], config: FusionConfig
+) -> dict[str, float]:
+    dense, sparse = _canonical_order(dense), _canonical_order(sparse)
     out: dict[str, float] = {}
     if config.method == "rrf":
         for weight, ranked in ((config.dense_weight, dense), (config.sparse_weight, sparse)):
             for rank, c in enumerate(ranked):
                 out[c.point_id] = out.get(c.point_id, 0.0) + weight / (config.rrf_k + rank + 1)
         return out
-    # convex: min-max normalise each list over its own candidates, missing side counts as 0.
     alpha = config.dense_weight
-    for weight, ranked in ((alpha, dense), (1.0 - alpha, sparse)):
-        if not ranked:
-            continue
-        scores = [c.score for c in ranked]
-        lo, hi = min(scores), max(scores)
-        span = hi - lo
-        for c in ranked:
-            norm = (c.score - lo) / span if span > 0 else 1.0
-            out[c.point_id] = out.get(c.point_id, 0.0) + weight * norm
+    bm25 = {c.point_id: c.score for c in sparse}
+    ids = set(cosine) | set(bm25)
+    if config.method == "convex":
+        # Min-max normalise each side over the candidates; a side that missed a point counts 0.
+        dense_norm = _min_max(cosine)
+        sparse_norm = _min_max(bm25)
+    else:  # "cosine_bm25": the cosine as is (absolute), BM25 relative to the best BM25 candidate
+        dense_norm = cosine
+        top = max(bm25.values(), default=0.0)
+        sparse_norm = {pid: (v / top if top > 0 else 0.0) for pid, v in bm25.items()}
+    for pid in ids:
+        out[pid] = alpha * dense_norm.get(pid, 0.0) + (1.0 - alpha) * sparse_norm.get(pid, 0.0)
     return out
+
+
+def _min_max(scores: dict[str, float]) -> dict[str, float]:
+    if not scores:
+        return {}
+    lo, hi = min(scores.values()), max(scores.values())
+    span = hi - lo
+    return {pid: ((v - lo) / span if span > 0 else 1.0) for pid, v in scores.items()}

@@ -98,13 +98,12 @@ class _Draft:
 
 def load_document(name: str, data: bytes, *, max_bytes: int, url: str | None = None) -> LoadedDocument:
     """Parse `data` (the file called `name`) into sections. Raises a `DocumentError` subclass."""
-    display = PurePath(name).name or name or "file"
-    if len(data) > max_bytes:
-        raise OversizedDocument(
-            display,
-            f"the file is {_mb(len(data))} MB; the limit is {_mb(max_bytes)} MB",
-        )
-    ext = PurePath(display).suffix.lower()
+    # The name is kept as given (a folder ingest may pass "team/guide.md" so two guide.md files
+    # stay two documents); the extension and the fallback title come from its last part.
+    display = name.strip() or "file"
+    base = PurePath(display).name or display
+    check_size(display, len(data), max_bytes=max_bytes)
+    ext = PurePath(base).suffix.lower()
     if ext not in SUPPORTED_EXTENSIONS:
         what = f"'{ext}' files aren't supported" if ext else "the file has no extension"
         raise UnsupportedDocument(display, f"{what}; send PDF, DOCX, TXT, Markdown or HTML")
@@ -141,7 +140,7 @@ def load_document(name: str, data: bytes, *, max_bytes: int, url: str | None = N
         )
         raise EmptyDocument(display, detail)
 
-    stem = PurePath(display).stem
+    stem = PurePath(base).stem
     title = _usable_title(title_hint) or _usable_title(draft.first_h1) or stem
     return LoadedDocument(
         name=display,
@@ -152,6 +151,12 @@ def load_document(name: str, data: bytes, *, max_bytes: int, url: str | None = N
         url=url,
         warnings=tuple(draft.warnings),
     )
+
+
+def check_size(name: str, size: int, *, max_bytes: int) -> None:
+    """Raise OversizedDocument when `size` bytes is over the limit (callers may check before reading)."""
+    if size > max_bytes:
+        raise OversizedDocument(name, f"the file is {_mb(size)} MB; the limit is {_mb(max_bytes)} MB")
 
 
 def content_hash(data: bytes) -> str:
@@ -245,7 +250,10 @@ def decode_text(name: str, data: bytes, declared: str | None = None) -> str:
     except UnicodeDecodeError:
         text = _detect_and_decode(name, data)
     if "\x00" in text and _binary_looking(text):
-        raise UnsupportedDocument(name, "this looks like a binary file, not text")
+        # ASCII-range UTF-16 without a BOM is valid UTF-8 full of NULs: let detection decide.
+        text = _detect_and_decode(name, data)
+        if _binary_looking(text):
+            raise UnsupportedDocument(name, "this looks like a binary file, not text")
     return text
 
 
@@ -272,7 +280,8 @@ def _detect_and_decode(name: str, data: bytes) -> str:
 def _binary_looking(text: str) -> bool:
     sample = text[:4096]
     controls = sum(1 for ch in sample if ch == "\x00" or (ord(ch) < 32 and ch not in "\t\n\r\f"))
-    return controls > max(1, len(sample) // 20)
+    # Real text may carry a few stray control characters (they are stripped); binaries carry many.
+    return controls > max(4, len(sample) // 10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -701,7 +710,8 @@ def _walk_html(soup, draft: _Draft) -> None:
             if sum(map(len, cells)) <= _HTML_ROW_MAX_CHARS:
                 # A data row: cells on one line. Empty cells are layout padding here.
                 if any(cells):
-                    parts.append("\n" + " | ".join(c for c in cells if c) + "\n")
+                    lead = "" if parts and parts[-1].endswith("\n") else "\n"
+                    parts.append(lead + " | ".join(c for c in cells if c) + "\n")
                 continue
             # A layout table holding the page's prose: read its cells as blocks instead.
             parts.append("\n\n")

@@ -80,7 +80,12 @@ class QdrantServerStore:
             self._client = QdrantClient(path=path)
         else:
             self._client = QdrantClient(location=location)
-        self._ensure_collection()
+        try:
+            self._ensure_collection()
+        except Exception as e:  # connection refused, auth, timeouts: say where, not the key
+            self._client.close()
+            where = url or path or location
+            raise ConnectionError(f"can't open Qdrant collection {collection!r} at {where}: {type(e).__name__}") from e
 
     def _ensure_collection(self) -> None:
         if not self._client.collection_exists(self.collection):

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 from sqlmodel import SQLModel
 
+import admin.events  # noqa: F401  (registers processed_event)
 import admin.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config

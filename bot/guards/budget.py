@@ -9,12 +9,16 @@ a cap by more than one request's worst case (and not at all when actual ≤ rese
 Counters are integer micro-dollars per UTC day: in Redis (one Lua script, keys expire after two
 days) so every process shares them, or in-process behind a lock. A missing counter is seeded
 from the ledger's spend for that day, so a Redis flush or a restart doesn't reset anyone's cap.
+In Redis each reservation also holds a lease: if its process dies before settling, the next
+reservation in that workspace gives the money back once the lease has run out.
+Without Redis the counters are per process: run one process, or configure Redis.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -27,9 +31,23 @@ log = logging.getLogger(__name__)
 
 KEY_TTL_S = 2 * 24 * 3600
 
-# KEYS: user counter, workspace counter. ARGV: amount, user cap, workspace cap, user seed, workspace seed, ttl.
+# A reservation whose holder died (process killed mid-call) is swept back after this lease,
+# so a crash doesn't eat into someone's cap until midnight. Longer than any bounded model call.
+RESERVATION_LEASE_S = 15 * 60
+
+# KEYS: user counter, workspace counter, open reservations (ZSET, score = lease expiry).
+# ARGV: amount, user cap, workspace cap, user seed, workspace seed, key ttl, now, member, expiry.
+# A member is "<id>\x1f<user counter key>\x1f<amount>" so a sweep knows what to give back.
 # Returns {0, user_total, ws_total} when reserved, {1, user_committed} / {2, ws_committed} when refused.
-_RESERVE_LUA = """
+_RESERVE_LUA = r"""
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[7])) do
+  local ukey, amt = string.match(m, '^[^\031]*\031(.*)\031(%d+)$')
+  if ukey then
+    if redis.call('EXISTS', ukey) == 1 then redis.call('DECRBY', ukey, amt) end
+    if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECRBY', KEYS[2], amt) end
+  end
+  redis.call('ZREM', KEYS[3], m)
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[6], 'NX') end
 if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[6], 'NX') end
 local amount = tonumber(ARGV[1])
@@ -37,13 +55,22 @@ local user_now = tonumber(redis.call('GET', KEYS[1]))
 local ws_now = tonumber(redis.call('GET', KEYS[2]))
 if user_now + amount > tonumber(ARGV[2]) then return {1, user_now} end
 if ws_now + amount > tonumber(ARGV[3]) then return {2, ws_now} end
-return {0, redis.call('INCRBY', KEYS[1], amount), redis.call('INCRBY', KEYS[2], amount)}
+local u = redis.call('INCRBY', KEYS[1], amount)
+local w = redis.call('INCRBY', KEYS[2], amount)
+redis.call('ZADD', KEYS[3], ARGV[9], ARGV[8])
+redis.call('EXPIRE', KEYS[3], ARGV[6])
+return {0, u, w}
 """
 
-# Settle/release: add `delta` (actual − reserved, or −reserved) to both counters that exist.
-_ADJUST_LUA = """
-for i = 1, 2 do
-  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[1]) end
+# Settle/release. KEYS as above; ARGV: member, delta while the lease is held, delta after a sweep
+# (a swept reservation was already given back, so settling then adds the whole actual cost).
+_ADJUST_LUA = r"""
+local delta = ARGV[3]
+if redis.call('ZREM', KEYS[3], ARGV[1]) == 1 then delta = ARGV[2] end
+if tonumber(delta) ~= 0 then
+  for i = 1, 2 do
+    if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], delta) end
+  end
 end
 return 1
 """
@@ -79,6 +106,8 @@ class CostBudget:
         redis=None,
         key_prefix: str = "docent:budget",
         clock: Callable[[], date] = _today,
+        time_fn: Callable[[], float] = time.time,
+        reservation_lease_s: float = RESERVATION_LEASE_S,
     ) -> None:
         self.user_cap = to_micro(user_daily_cap_usd)
         self.workspace_cap = to_micro(workspace_daily_cap_usd)
@@ -87,6 +116,8 @@ class CostBudget:
         self.redis = redis
         self.prefix = key_prefix
         self.clock = clock
+        self.time_fn = time_fn
+        self.lease_s = reservation_lease_s
         self._lock = threading.Lock()
         self._local: dict[tuple, int] = {}
         self._open: set[str] = set()  # reservations not yet settled/released (idempotency)
@@ -105,12 +136,19 @@ class CostBudget:
             user_daily_cap_usd=settings.user_daily_cap_usd,
             workspace_daily_cap_usd=settings.workspace_daily_cap_usd,
             spent_microusd=spent, user_cap_override=override, redis=redis,
+            key_prefix=f"{settings.redis_key_prefix}:budget",
         )
 
     # --- keys -------------------------------------------------------------------------------
-    def _keys(self, workspace: str, user: str, day: date) -> tuple[str, str]:
+    def _keys(self, workspace: str, user: str, day: date) -> tuple[str, str, str]:
+        """User counter, workspace counter, open-reservation leases (all per UTC day)."""
         d = day.isoformat()
-        return (f"{self.prefix}:{d}:user:{workspace}:{user}", f"{self.prefix}:{d}:ws:{workspace}")
+        return (f"{self.prefix}:{d}:user:{workspace}:{user}", f"{self.prefix}:{d}:ws:{workspace}",
+                f"{self.prefix}:{d}:open:{workspace}")
+
+    @staticmethod
+    def _member(reservation: "Reservation", user_key: str) -> str:
+        return f"{reservation.id}\x1f{user_key}\x1f{reservation.amount_microusd}"
 
     def user_cap_microusd(self, workspace: str, user: str) -> int:
         override = self._override(workspace, user)
@@ -121,11 +159,11 @@ class CostBudget:
         amount = max(0, to_micro(max_cost_usd))
         day = self.clock()
         user_cap = self.user_cap_microusd(workspace, user)
+        res = Reservation(uuid.uuid4().hex, workspace, user, day, amount)
         if self.redis is not None:
-            self._reserve_redis(workspace, user, day, amount, user_cap)
+            self._reserve_redis(res, user_cap)
         else:
             self._reserve_local(workspace, user, day, amount, user_cap)
-        res = Reservation(uuid.uuid4().hex, workspace, user, day, amount)
         with self._open_lock:
             self._open.add(res.id)
         return res
@@ -134,18 +172,19 @@ class CostBudget:
         """Replace the reserved worst case by the actual cost. A second settle/release is a no-op."""
         if not self._close(reservation):
             return
-        self._adjust(reservation, to_micro(actual_cost_usd) - reservation.amount_microusd)
+        actual = max(0, to_micro(actual_cost_usd))
+        self._adjust(reservation, actual - reservation.amount_microusd, if_swept=actual)
 
     def release(self, reservation: Reservation) -> None:
         """Give the reservation back (the call failed or was answered from cache)."""
         if not self._close(reservation):
             return
-        self._adjust(reservation, -reservation.amount_microusd)
+        self._adjust(reservation, -reservation.amount_microusd, if_swept=0)
 
     def committed_microusd(self, workspace: str, user: str | None = None) -> int:
         """Spent + outstanding reservations today (for reports and tests)."""
         day = self.clock()
-        ukey, wkey = self._keys(workspace, user or "", day)
+        ukey, wkey, _ = self._keys(workspace, user or "", day)
         if self.redis is not None:
             value = self.redis.get(ukey if user else wkey)
             return int(value) if value is not None else self._spent(workspace, user, day)
@@ -167,10 +206,11 @@ class CostBudget:
                  "user" if which == 1 else "workspace", committed, amount, cap)
         return BudgetExceeded(who, f" (${from_micro(cap):.2f} per day)")
 
-    def _reserve_redis(self, workspace: str, user: str, day: date, amount: int, user_cap: int) -> None:
+    def _reserve_redis(self, res: Reservation, user_cap: int) -> None:
         import redis as redis_lib
 
-        ukey, wkey = self._keys(workspace, user, day)
+        workspace, user, day, amount = res.workspace, res.user, res.day, res.amount_microusd
+        ukey, wkey, okey = self._keys(workspace, user, day)
         try:
             # Seeds are only used when a counter is missing; reading them costs a query, so
             # ask the ledger only then.
@@ -183,8 +223,11 @@ class CostBudget:
                 useed = self._spent(workspace, user, day)
             if not w_exists:
                 wseed = self._spent(workspace, None, day)
+            now = self.time_fn()
             result = self._reserve_script(
-                keys=[ukey, wkey], args=[amount, user_cap, self.workspace_cap, useed, wseed, KEY_TTL_S]
+                keys=[ukey, wkey, okey],
+                args=[amount, user_cap, self.workspace_cap, useed, wseed, KEY_TTL_S, now,
+                      self._member(res, ukey), now + self.lease_s],
             )
         except redis_lib.RedisError as err:
             log.error("budget store unreachable (%s); failing closed", type(err).__name__)
@@ -215,15 +258,15 @@ class CostBudget:
             for key in [k for k in self._local if k[1] < day]:
                 del self._local[key]
 
-    def _adjust(self, reservation: Reservation, delta: int) -> None:
-        if delta == 0:
-            return
+    def _adjust(self, reservation: Reservation, delta: int, *, if_swept: int) -> None:
         if self.redis is not None:
+            keys = self._keys(reservation.workspace, reservation.user, reservation.day)
             try:
-                self._adjust_script(keys=list(self._keys(reservation.workspace, reservation.user, reservation.day)),
-                                    args=[delta])
+                self._adjust_script(keys=list(keys), args=[self._member(reservation, keys[0]), delta, if_swept])
             except Exception:  # the ledger stays the truth; the counter re-seeds from it next day
                 log.exception("budget: could not settle reservation %s", reservation.id)
+            return
+        if delta == 0:
             return
         ukey = ("user", reservation.day, reservation.workspace, reservation.user)
         wkey = ("ws", reservation.day, reservation.workspace)

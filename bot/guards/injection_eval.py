@@ -102,6 +102,15 @@ def evaluate_document_scan(
         raise ValueError(f"no Markdown pages under {handbook_dir}")
     attacks = [a for a in read_attacks(Path(attacks_path)) if split is None or a.get("split") == split]
     scanner = DocumentScanner(detector, embedder)
+    # Clean pages first: their passages' embeddings are cached, so each attacked copy only
+    # embeds the inserted paragraph.
+    flagged_clean = 0
+    clean_flags: list[str] = []
+    for page in pages:
+        findings = scanner.scan(page)
+        if is_flagged(findings):
+            flagged_clean += 1
+            clean_flags.extend(f.passage for f in findings if f.verdict.level >= BLOCKING_LEVEL)
     rng = random.Random(seed)
     missed: list[str] = []
     flagged_attacked = 0
@@ -112,13 +121,6 @@ def evaluate_document_scan(
             flagged_attacked += 1
         else:
             missed.append(instruction)
-    flagged_clean = 0
-    clean_flags: list[str] = []
-    for page in pages:
-        findings = scanner.scan(page)
-        if is_flagged(findings):
-            flagged_clean += 1
-            clean_flags.extend(f.passage for f in findings if f.verdict.level >= BLOCKING_LEVEL)
     return {
         "flag_rate_attacked": _rate(flagged_attacked, len(attacks)),
         "flag_rate_clean": _rate(flagged_clean, len(pages)),
@@ -155,11 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give FILE.jsonl, or --documents DIR --attacks FILE.jsonl")
 
     embedder = _load_embedder(args.heuristic_only)
-    detector = default_detector(embedder)
     if args.file:
-        result = evaluate_injection_file(args.file, detector)
+        result = evaluate_injection_file(args.file, default_detector(embedder))
     else:
-        result = evaluate_document_scan(args.documents, args.attacks, detector, seed=args.seed, embedder=embedder, split=args.split)
+        # Documents use the document heuristics (DocumentScanner's default) + the off-topic layer.
+        result = evaluate_document_scan(args.documents, args.attacks, None, seed=args.seed, embedder=embedder, split=args.split)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -70,6 +70,7 @@ class RateLimiter:
         return cls(
             user=settings.rate_limit_user, channel=settings.rate_limit_channel,
             workspace=settings.rate_limit_workspace, redis_url=settings.redis_url,
+            key_prefix=f"{settings.redis_key_prefix}:rl",
         )
 
     def _identifiers(self, q: Question) -> dict[str, tuple[str, ...]]:

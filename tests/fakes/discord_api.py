@@ -65,6 +65,7 @@ class FakeDiscordAPI:
         self.calls: list[RecordedCall] = []
         self.files: dict[str, bytes] = {}  # attachment downloads: path → bytes
         self.failing_files: set[str] = set()  # paths that answer 500 (a failed download)
+        self.downloads: list[str] = []  # attachment paths fetched, in order
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Condition()
@@ -103,6 +104,7 @@ class FakeDiscordAPI:
 
     async def _serve_file(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
+        self.downloads.append(name)
         if name in self.failing_files:
             return web.Response(status=500, text="boom")
         if name not in self.files:
@@ -181,6 +183,10 @@ class FakeDiscordAPI:
                     }
                 }
             )
+        if parts[0] == "channels" and parts[-1] == "typing":
+            return web.Response(status=204)
+        if parts[0] == "channels" and parts[-1] == "messages" and method == "POST":
+            return _json(self._store_message(str(next_snowflake()), body))
         if parts[0] == "webhooks" and len(parts) >= 3:
             if method == "POST":
                 return _json(self._store_message(str(next_snowflake()), body))
@@ -363,10 +369,15 @@ def slash_command(
     return payload
 
 
-def attachment(api: FakeDiscordAPI, filename: str, data: bytes, *, size: int | None = None, content_type: str = "text/plain") -> dict:
+def attachment(
+    api: FakeDiscordAPI, filename: str, data: bytes, *, size: int | None = None, content_type: str = "text/plain",
+    fail_download: bool = False,
+) -> dict:
     """A resolved attachment served by the fake for download; `size` may lie (as a test of pre-checks)."""
     attachment_id = next_snowflake()
     url = api.add_file(f"{attachment_id}/{filename}", data)
+    if fail_download:
+        api.failing_files.add(f"{attachment_id}/{filename}")
     return {
         "id": str(attachment_id),
         "filename": filename,
@@ -375,6 +386,38 @@ def attachment(api: FakeDiscordAPI, filename: str, data: bytes, *, size: int | N
         "proxy_url": url,
         "content_type": content_type,
     }
+
+
+def mention_message(
+    text: str,
+    *,
+    author_id: int = 700_000_000_000_000_001,
+    guild_id: int | None = 800_000_000_000_000_001,
+    channel_id: int = 810_000_000_000_000_001,
+) -> dict:
+    """A MESSAGE_CREATE payload: `text` with the bot @mentioned in front."""
+    message_id = next_snowflake()
+    payload: dict[str, Any] = {
+        "id": str(message_id),
+        "channel_id": str(channel_id),
+        "author": _user(author_id, f"user{author_id % 1000}"),
+        "content": f"<@{BOT_USER_ID}> {text}",
+        "timestamp": "2026-01-01T00:00:00+00:00",
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [_user(BOT_USER_ID, "docent", bot=True)],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+        "pinned": False,
+        "type": 0,
+        "flags": 0,
+    }
+    if guild_id is not None:
+        payload["guild_id"] = str(guild_id)
+        payload["member"] = {k: v for k, v in _member(author_id, permissions=MEMBER_PERMS).items() if k != "user"}
+    return payload
 
 
 def button_click(
@@ -409,3 +452,84 @@ def button_click(
         "flags": 0,
     }
     return payload
+
+
+# --- driving the real client -----------------------------------------------------------
+
+
+class DiscordHarness:
+    """docent's real discord.py client logged in to a `FakeDiscordAPI`, fed interactions directly.
+
+    Interactions go through `client._connection.parse_interaction_create`, the same handler the
+    gateway's INTERACTION_CREATE dispatch calls, so the real `app_commands` tree (option parsing,
+    checks, autocomplete, dynamic buttons) runs.
+    """
+
+    TOKEN = "test-bot-token"
+
+    def __init__(self, client, api: FakeDiscordAPI, saved: dict) -> None:
+        self.client = client
+        self.api = api
+        self._saved = saved
+        self.dispatched_at: dict[str, float] = {}  # interaction token → perf_counter at dispatch
+
+    @classmethod
+    async def start(cls, docent, settings) -> "DiscordHarness":
+        import discord
+        from discord.gateway import DiscordWebSocket
+        from pydantic import SecretStr
+
+        from connectors.discord.bot import build_client
+
+        # build_client moves Route.BASE and the login's setup hook moves the gateway: both are
+        # process-wide class attributes, restored by close().
+        saved = {"base": discord.http.Route.BASE, "gateway": DiscordWebSocket.DEFAULT_GATEWAY}
+        api = await FakeDiscordAPI().start()
+        settings = settings.model_copy(update={"discord_api_url": api.api_base, "discord_token": SecretStr(cls.TOKEN)})
+        client = build_client(docent, settings)
+        await client.login(cls.TOKEN)
+        return cls(client, api, saved)
+
+    async def close(self) -> None:
+        import discord
+        from discord.gateway import DiscordWebSocket
+
+        try:
+            await self.client.close()
+        finally:
+            await self.api.stop()
+            discord.http.Route.BASE = self._saved["base"]
+            DiscordWebSocket.DEFAULT_GATEWAY = self._saved["gateway"]
+
+    def dispatch(self, payload: dict) -> str:
+        """Feed one INTERACTION_CREATE; returns its token (the key to its recorded calls)."""
+        self.dispatched_at[payload["token"]] = time.perf_counter()
+        self.client._connection.parse_interaction_create(payload)
+        return payload["token"]
+
+    def deliver_message(self, payload: dict) -> str:
+        """Feed one MESSAGE_CREATE as the gateway would; returns the message id."""
+        self.client._connection.parse_message_create(payload)
+        return payload["id"]
+
+    async def wait_for_replies(self, token: str, count: int = 1, timeout: float = 30.0) -> list[RecordedCall]:
+        await self.api.wait_for(lambda: len(self.api.replies_for(token)) >= count, timeout)
+        return self.api.replies_for(token)
+
+    async def wait_for_callback(self, token: str, timeout: float = 30.0) -> RecordedCall:
+        await self.api.wait_for(lambda: self.api.callback_for(token) is not None, timeout)
+        return self.api.callback_for(token)  # type: ignore[return-value]
+
+    async def wait_for_final(self, token: str, timeout: float = 30.0) -> RecordedCall:
+        """The reply that carries the final answer: an edit or follow-up whose embeds have no 'writing…' footer."""
+
+        def final() -> RecordedCall | None:
+            for call in reversed(self.api.replies_for(token)):
+                body = call.json or {}
+                embeds = body.get("embeds") or []
+                if (embeds and (embeds[-1].get("footer") or {}).get("text") != "writing…") or body.get("content"):
+                    return call
+            return None
+
+        await self.api.wait_for(lambda: final() is not None, timeout)
+        return final()  # type: ignore[return-value]

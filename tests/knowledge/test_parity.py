@@ -8,6 +8,7 @@ import random
 import pytest
 
 from knowledge.edge_store import EdgeChunkStore
+from knowledge.fusion import FusionConfig
 from knowledge.server_store import QdrantServerStore
 from knowledge.types import Scope
 from tests.knowledge.test_store_common import make_chunks, qvec, vectors
@@ -33,10 +34,11 @@ def _corpus(rng: random.Random):
     return docs
 
 
-@pytest.fixture
-def stores(tmp_path):
-    edge = EdgeChunkStore(tmp_path / "edge")
-    server = QdrantServerStore(location=":memory:", collection="parity")
+@pytest.fixture(params=[FusionConfig("rrf"), FusionConfig("convex", dense_weight=0.5),
+                        FusionConfig("cosine_bm25", dense_weight=0.5)], ids=lambda f: f.method)
+def stores(request, tmp_path):
+    edge = EdgeChunkStore(tmp_path / "edge", fusion=request.param)
+    server = QdrantServerStore(location=":memory:", collection="parity", fusion=request.param)
     for chunks in _corpus(random.Random(7)):
         vec = vectors(chunks)
         edge.add(chunks, vec)
@@ -57,7 +59,7 @@ def test_same_top_results_in_both_stores(stores, scope):
             (h.chunk.doc_id, h.chunk.chunk_index) for h in b
         ], query
         for x, y in zip(a, b):
-            assert x.score == pytest.approx(y.score)
+            assert x.score == pytest.approx(y.score, rel=1e-5, abs=1e-6)
             assert x.dense_score == pytest.approx(y.dense_score, abs=1e-5)
             if x.sparse_score is None:
                 assert y.sparse_score is None

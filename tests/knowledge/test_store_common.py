@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from knowledge.chunk_records import documents_from_payloads, newest_hash, point_id
 from knowledge.embeddings import HashEmbeddings
@@ -120,3 +121,14 @@ def test_convex_fusion_weights_normalised_scores():
     sparse_heavy = fuse_candidates(dense, sparse, qvec("x"), 2, FusionConfig("convex", dense_weight=0.2))
     assert dense_heavy[0].chunk.text == "alpha" and sparse_heavy[0].chunk.text == "beta"
     assert abs(dense_heavy[0].score - 0.8) < 1e-9
+
+
+def test_cosine_bm25_fusion_keeps_cosine_scale_and_relative_bm25():
+    scope = Scope("T1", "C1")
+    a, b = make_chunks(scope, "d.md", ["alpha", "beta"])
+    dense = _cands([a, b], [0.6, 0.4])
+    sparse = _cands([b], [8.0])
+    hits = fuse_candidates(dense, sparse, qvec("x"), 2, FusionConfig("cosine_bm25", dense_weight=0.7))
+    # b: 0.7*0.4 + 0.3*(8/8) = 0.58 ; a: 0.7*0.6 + 0 = 0.42
+    assert [h.chunk.text for h in hits] == ["beta", "alpha"]
+    assert hits[0].score == pytest.approx(0.58) and hits[1].score == pytest.approx(0.42)

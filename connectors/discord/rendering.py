@@ -1,0 +1,180 @@
+"""An `Answer` as Discord embeds, within Discord's limits, never cutting a citation in two.
+
+Limits (Discord API docs, "Embed Limits" and "Create Message"): description 4096 characters,
+field value 1024, field name 256, title 256, footer 2048, 25 fields per embed, 10 embeds per
+message, 6000 characters across all embeds of one message, message content 2000.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+import discord
+
+from bot.types import Answer, Outcome, Source
+
+DESCRIPTION_LIMIT = 4096
+FIELD_VALUE_LIMIT = 1024
+FIELD_NAME_LIMIT = 256
+TITLE_LIMIT = 256
+FOOTER_LIMIT = 2048
+FIELDS_PER_EMBED = 25
+EMBEDS_PER_MESSAGE = 10
+MESSAGE_EMBED_TOTAL = 6000
+CONTENT_LIMIT = 2000
+
+_COLOURS = {
+    Outcome.answered: discord.Colour.blurple(),
+    Outcome.abstained: discord.Colour.light_grey(),
+    Outcome.rate_limited: discord.Colour.orange(),
+    Outcome.capped: discord.Colour.orange(),
+    Outcome.blocked: discord.Colour.red(),
+    Outcome.error: discord.Colour.red(),
+}
+
+# Spans a split must never fall inside: citations like [3] or [1, 2], and Markdown links.
+_UNBREAKABLE = re.compile(r"\[\d+(?:\s*[,–-]\s*\d+)*\](?:\([^)\s]*\))?|\[[^\]\n]{1,200}\]\([^)\s]+\)")
+# Preferred break points, best first: paragraph, line, sentence end, word.
+_BREAKS = ("\n\n", "\n", ". ", "! ", "? ", "; ", ", ", " ")
+
+
+def _protected_spans(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _UNBREAKABLE.finditer(text)]
+
+
+def _inside_span(pos: int, spans: list[tuple[int, int]]) -> tuple[int, int] | None:
+    for start, end in spans:
+        if start < pos < end:
+            return start, end
+    return None
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split `text` into pieces of at most `limit` characters at natural boundaries.
+
+    Never splits inside a `[n]` citation or a Markdown link; a single word longer than `limit`
+    is the only thing ever cut mid-word (and even then not inside a citation).
+    """
+    if limit < 16:
+        raise ValueError("limit too small to split sensibly")
+    pieces: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        spans = _protected_spans(rest)
+        cut = -1
+        for sep in _BREAKS:
+            # Search the window for the last separator whose cut point is not inside a protected span.
+            window_end = limit
+            while True:
+                idx = rest.rfind(sep, 0, window_end)
+                if idx <= 0:
+                    break
+                point = idx + len(sep.rstrip()) if sep.strip() else idx
+                if point <= limit and _inside_span(point, spans) is None:
+                    cut = point
+                    break
+                window_end = idx
+            if cut > 0:
+                break
+        if cut <= 0:  # no boundary at all: hard cut, moved back before any citation it would split
+            cut = limit
+            span = _inside_span(cut, spans)
+            if span is not None and span[0] > 0:
+                cut = span[0]
+        piece, rest = rest[:cut].rstrip(), rest[cut:].lstrip()
+        if piece:
+            pieces.append(piece)
+    if rest:
+        pieces.append(rest)
+    return pieces
+
+
+def source_line(source: Source) -> str:
+    """`[n] Title (p. 3, Section)`, linked when the source has a URL."""
+    label = source.label.replace("[", "(").replace("]", ")")
+    if source.url:
+        label = f"[{label}]({source.url})"
+    return f"`[{source.n}]` {label}"
+
+
+def pack_lines(lines: Iterable[str], limit: int) -> list[str]:
+    """Greedily pack whole lines into values of at most `limit` characters."""
+    values: list[str] = []
+    current = ""
+    for line in lines:
+        for part in split_text(line, limit) if len(line) > limit else [line]:
+            candidate = f"{current}\n{part}" if current else part
+            if len(candidate) > limit:
+                values.append(current)
+                current = part
+            else:
+                current = candidate
+    if current:
+        values.append(current)
+    return values
+
+
+def footer_text(answer: Answer) -> str:
+    bits = [f"{answer.usage.latency_ms / 1000:.1f} s"]
+    if answer.usage.model:
+        bits.append(answer.usage.model)
+    if answer.usage.cache_hit:
+        bits.append("cached")
+    return " · ".join(bits)[:FOOTER_LIMIT]
+
+
+def render_answer(answer: Answer, *, question: str | None = None) -> list[discord.Embed]:
+    """The answer as one or more embeds: text pages, then the sources, footer on the last one."""
+    colour = _COLOURS.get(answer.outcome, discord.Colour.blurple())
+    body = answer.text.strip() or "(no answer)"
+    if answer.notices:
+        body = "\n".join(f"-# {n}" for n in answer.notices) + "\n\n" + body
+    pages = split_text(body, DESCRIPTION_LIMIT)
+    embeds = [discord.Embed(description=page, colour=colour) for page in pages]
+    if question:
+        title = question.strip().replace("\n", " ")
+        embeds[0].title = title if len(title) <= TITLE_LIMIT else title[: TITLE_LIMIT - 1] + "…"
+
+    values = pack_lines((source_line(s) for s in answer.sources), FIELD_VALUE_LIMIT)
+    target = embeds[-1]
+    for i, value in enumerate(values):
+        # Stay well inside the 6000 total of a message: start a fresh embed when this one is full.
+        if len(target.fields) >= FIELDS_PER_EMBED or len(target) + len(value) + 20 > MESSAGE_EMBED_TOTAL - 200:
+            target = discord.Embed(colour=colour)
+            embeds.append(target)
+        target.add_field(name="Sources" if i == 0 else "Sources (cont.)", value=value, inline=False)
+
+    embeds[-1].set_footer(text=footer_text(answer))
+    return embeds
+
+
+def progress_embed(partial_text: str) -> discord.Embed:
+    """A streaming answer so far (first page only, cut at a safe boundary)."""
+    pages = split_text(partial_text, DESCRIPTION_LIMIT - 2) if partial_text.strip() else ["…"]
+    text = pages[0] + (" …" if len(pages) > 1 else " ▌")
+    embed = discord.Embed(description=text, colour=discord.Colour.dark_grey())
+    embed.set_footer(text="writing…")
+    return embed
+
+
+def group_into_messages(embeds: list[discord.Embed]) -> list[list[discord.Embed]]:
+    """Group embeds into messages of ≤ 10 embeds and ≤ 6000 characters in total."""
+    messages: list[list[discord.Embed]] = []
+    current: list[discord.Embed] = []
+    total = 0
+    for embed in embeds:
+        size = len(embed)
+        if current and (len(current) >= EMBEDS_PER_MESSAGE or total + size > MESSAGE_EMBED_TOTAL):
+            messages.append(current)
+            current, total = [], 0
+        current.append(embed)
+        total += size
+    if current:
+        messages.append(current)
+    return messages
+
+
+def split_content(text: str) -> list[str]:
+    """Plain message content in ≤ 2000-character pieces (for notices and lists)."""
+    return split_text(text, CONTENT_LIMIT)

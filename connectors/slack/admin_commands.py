@@ -1,0 +1,214 @@
+"""Admin work from Slack: `learn` (mention with a file), the "Add to docent" shortcut and `/docent`.
+
+Authorization is `AdminOperations`' (shared with Discord and the CLI); this module only
+establishes who the Slack user is (workspace admin/owner via users.info), fetches files with
+docent's token and words the replies.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+
+from slack_sdk import WebClient
+
+from admin.types import Actor, NotAuthorized, NotFound
+from connectors.slack import blocks
+from connectors.slack.asking import EVERYWHERE, Asking
+from connectors.slack.files import FileFetchError, SlackFile, fetch_file
+from connectors.slack.mrkdwn import escape
+from connectors.slack.replies import SlackReplies, reason_of
+from knowledge.types import WORKSPACE_WIDE, DocumentError, Scope
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+ADMIN_CACHE_S = 300.0
+USER_REF = re.compile(r"<@(?P<id>[UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+HELP = """*docent* answers questions from the documents your admins added, with numbered sources.
+• Ask: mention me in a channel (`@docent how do I …?`), message me directly, or reply in a thread I answered.
+• `/docent docs` — documents linked to this channel (and workspace-wide ones)
+• `/docent usage [@user]` — questions and cost over the last 30 days (admins can see anyone)
+Admins:
+• Share a file (PDF, DOCX, TXT, Markdown, HTML) and mention me with `learn` in the same message — it is linked to this channel; `learn --everywhere` makes it workspace-wide.
+• Or use the message shortcut *Add to docent* on any message with a file.
+• `/docent forget <document>` (`forget --everywhere <document>` for a workspace-wide one)"""
+
+
+class SlackAdminDirectory:
+    """Who is a Slack workspace admin/owner (users.info), cached briefly."""
+
+    def __init__(self, client: WebClient, ttl_s: float = ADMIN_CACHE_S):
+        self._client = client
+        self._ttl_s = ttl_s
+        self._cache: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._lock = threading.Lock()
+
+    def is_admin(self, team: str, user: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get((team, user))
+        if hit and now - hit[0] < self._ttl_s:
+            return hit[1]
+        try:
+            info = self._client.users_info(user=user)["user"]
+            flag = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+        except Exception as err:
+            log.warning("users.info failed for %s: %s", user, reason_of(err))
+            return False  # not cached: a transient failure shouldn't stick
+        with self._lock:
+            self._cache[(team, user)] = (now, flag)
+        return flag
+
+
+class AdminCommands:
+    def __init__(self, docent, settings, client: WebClient, replies: SlackReplies):
+        self.docent = docent
+        self.settings = settings
+        self.client = client
+        self.replies = replies
+        self.admins = SlackAdminDirectory(client)
+        self.max_file_bytes = int(settings.max_file_mb * 1024 * 1024)
+
+    def actor(self, team: str, user: str) -> Actor:
+        return Actor(PLATFORM, team, user, is_platform_admin=self.admins.is_admin(team, user))
+
+    # === learning ================================================================================
+    def learn_from_mention(self, asking: Asking, options: str) -> None:
+        actor = self.actor(asking.team, asking.user)
+        reply_thread = asking.reply_thread
+        if not self.docent.admin.is_admin(actor):
+            self.replies.post(asking.channel, reply_thread, blocks.notice(str(NotAuthorized("add documents"))))
+            return
+        if not asking.files:
+            self.replies.post(
+                asking.channel,
+                reply_thread,
+                blocks.mrkdwn_notice(
+                    "To add a document, share the file *in the same message* as `@docent learn`, "
+                    "or use the message shortcut *Add to docent* on a message with a file."
+                ),
+            )
+            return
+        scope = self._learn_scope(asking.team, asking.channel, asking.is_dm, everywhere=bool(EVERYWHERE.search(options)))
+        progress_ts = self.replies.post(asking.channel, reply_thread, blocks.notice(f"Reading {len(asking.files)} file(s)…"))
+        report = self._ingest_files(actor, [f.get("id", "") for f in asking.files], scope)
+        self.replies.replace_or_post(asking.channel, reply_thread, progress_ts, blocks.mrkdwn_notice(report))
+
+    def learn_from_shortcut(self, body: dict) -> None:
+        team = (body.get("team") or {}).get("id") or body.get("team_id") or ""
+        channel = (body.get("channel") or {}).get("id", "")
+        user = (body.get("user") or {}).get("id", "")
+        actor = self.actor(team, user)
+        if not self.docent.admin.is_admin(actor):
+            self.replies.ephemeral(body, channel, user, str(NotAuthorized("add documents")))
+            return
+        files = (body.get("message") or {}).get("files") or []
+        if not files:
+            self.replies.ephemeral(body, channel, user, "That message has no file to add. Use the shortcut on a message with a file.")
+            return
+        scope = self._learn_scope(team, channel, channel.startswith("D"), everywhere=False)
+        report = self._ingest_files(actor, [f.get("id", "") for f in files], scope)
+        self.replies.ephemeral(body, channel, user, report, mrkdwn=True)
+
+    def _learn_scope(self, team: str, channel: str, is_dm: bool, *, everywhere: bool) -> Scope:
+        if everywhere or (is_dm and not self.settings.slack_dm_channel_docs):
+            return Scope.workspace_wide(team)
+        return Scope(team, channel)
+
+    def _ingest_files(self, actor: Actor, file_ids: list[str], scope: Scope) -> str:
+        where = "the whole workspace" if scope.channel == WORKSPACE_WIDE else f"<#{scope.channel}>"
+        lines: list[str] = []
+        for file_id in file_ids:
+            try:
+                meta, data = fetch_file(self.client, file_id, max_bytes=self.max_file_bytes)
+                report = self.docent.admin.upload(actor, meta.name, data, scope, url=meta.permalink)
+            except (FileFetchError, DocumentError, NotAuthorized) as err:
+                lines.append(f":x: {escape(str(err))}")
+                continue
+            except Exception:
+                log.exception("ingesting Slack file %s failed", file_id)
+                lines.append(f":x: Something went wrong while reading file {escape(file_id)}; nothing was stored.")
+                continue
+            lines.append(self._upload_line(report, where, meta))
+        return "\n".join(lines)
+
+    @staticmethod
+    def _upload_line(report, where: str, meta: SlackFile) -> str:
+        record = report.record
+        name = escape(record.title or record.name)
+        pages = f"{record.pages} pages, " if record.pages else ""
+        if not report.changed:
+            line = f":white_check_mark: *{name}* is already up to date for {where} ({pages}{record.chunks} chunks)."
+        else:
+            verb = "Replaced the earlier version of" if report.replaced else "Learned"
+            line = f":white_check_mark: {verb} *{name}* for {where}: {pages}{record.chunks} chunks."
+        if report.findings:
+            shown = "; ".join(f"“{escape(f[:150])}”" for f in report.findings[:3])
+            state = (
+                "It is quarantined: I won't answer from it until an admin reviews it."
+                if getattr(record, "quarantined", False)
+                else "I will treat its text as data, never as instructions."
+            )
+            line += f"\n:warning: Parts of *{name}* look like instructions aimed at an AI: {shown}. {state}"
+        return line
+
+    # === /docent =================================================================================
+    def run_command(self, body: dict, verb: str, rest: str) -> None:
+        team = body.get("team_id", "")
+        channel = body.get("channel_id", "")
+        user = body.get("user_id", "")
+        actor = self.actor(team, user)
+        is_dm = channel.startswith("D")
+        here = Scope(team, None if is_dm and not self.settings.slack_dm_channel_docs else channel)
+        try:
+            if verb == "docs":
+                text = self._docs_text(here)
+            elif verb == "forget":
+                text = self._forget(actor, team, here, rest)
+            elif verb == "usage":
+                text = self._usage(actor, team, rest)
+            else:
+                text = f"I don't know `{escape(verb)}`.\n\n{HELP}"
+        except (NotAuthorized, NotFound) as err:
+            text = escape(str(err))
+        except Exception:
+            log.exception("/docent %s failed", verb)
+            text = "Sorry — that didn't work because of a problem on my side. Nothing was changed."
+        self.replies.ephemeral(body, channel, user, text, mrkdwn=True)
+
+    def _docs_text(self, scope: Scope) -> str:
+        records = self.docent.admin.list_documents(scope, include_workspace=True)
+        if not records:
+            return "No documents are linked here yet. An admin can share a file and mention me with `learn`."
+        lines = ["*Documents docent answers from here:*"]
+        for r in records:
+            size = f"{r.size_bytes / (1024 * 1024):.1f} MB" if r.size_bytes >= 1024 * 1024 else f"{max(1, r.size_bytes // 1024)} KB"
+            when = r.uploaded_at.strftime("%Y-%m-%d") if r.uploaded_at else "?"
+            pages = f", {r.pages} pages" if r.pages else ""
+            flags = " _(workspace-wide)_" if r.channel == WORKSPACE_WIDE else ""
+            if r.quarantined:
+                flags += " :warning: quarantined"
+            name = escape(r.name)
+            lines.append(f"• *{escape(r.title or r.name)}* (`{name}`) — {size}{pages}, added {when} by <@{r.uploaded_by}>{flags}")
+        return "\n".join(lines)
+
+    def _forget(self, actor: Actor, team: str, here: Scope, rest: str) -> str:
+        everywhere = bool(EVERYWHERE.search(" " + rest + " "))
+        name = EVERYWHERE.sub(" ", " " + rest + " ").strip().strip("`\"'")
+        if not name:
+            return "Which document? `/docent forget <document name>` (see `/docent docs`)."
+        scope = Scope.workspace_wide(team) if everywhere or here.channel is None else here
+        record = self.docent.admin.remove(actor, scope, name)
+        return f"Forgot *{escape(record.title or record.name)}*; I won't answer from it any more."
+
+    def _usage(self, actor: Actor, team: str, rest: str) -> str:
+        match = USER_REF.search(rest)
+        target = match.group("id") if match else None
+        if target is None and not self.docent.admin.is_admin(actor):
+            target = actor.user_id  # non-admins see their own usage
+        report = self.docent.admin.usage(actor, team, user=target)
+        return "```\n" + escape(report.render_text()) + "\n```"

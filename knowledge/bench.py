@@ -1,0 +1,220 @@
+"""`docent bench`: ingest throughput, scoped hybrid query latency and memory, measured on the
+real code paths (KnowledgeBase ingest into an Edge store; HybridRetriever search with the query
+embedding included).
+
+Query latency runs on synthetic chunks (random unit vectors + generated text) so 100k chunks
+don't need hours of embedding; the search path is the same one users hit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from knowledge.types import WORKSPACE_WIDE, Chunk, Scope
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, int, int], None]
+
+INGEST_TARGET_CHUNKS = 300
+_WORKSPACES = ["T-bench-1", "T-bench-2", "T-bench-3", "T-bench-4"]
+_CHANNELS = ["C-eng", "C-ops", "C-sales", "C-hr", WORKSPACE_WIDE]
+_INSERT_BATCH = 2000
+
+
+def run_bench(
+    *,
+    embedder,
+    work_dir: Path,
+    sizes: Sequence[int] = (10_000, 100_000),
+    queries: int = 200,
+    texts: list[str] | None = None,
+    corpus_dir: Path | None = None,
+    on_progress: ProgressFn | None = None,
+) -> dict:
+    """Measure and return ingest/model throughput, query p50/p95 per store size, peak RSS."""
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-", dir=work_dir))
+    try:
+        if texts is None:
+            texts = _corpus_texts(corpus_dir) if corpus_dir else None
+        if not texts:
+            texts = generated_documents(random.Random(1), n=40)
+        ingest = measure_ingest(texts, embedder=embedder, store_dir=run_dir / "ingest", on_progress=on_progress)
+        p50: dict[str, float] = {}
+        p95: dict[str, float] = {}
+        for size in sizes:
+            lat = measure_query_latency(
+                size, embedder=embedder, store_dir=run_dir / f"query-{size}", queries=queries,
+                on_progress=on_progress,
+            )
+            p50[str(size)] = round(statistics.median(lat), 2)
+            p95[str(size)] = round(float(np.percentile(lat, 95)), 2)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return {
+        **ingest,
+        "query_p50_ms": p50,
+        "query_p95_ms": p95,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cores": os.cpu_count(),
+    }
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def measure_ingest(texts: list[str], *, embedder, store_dir: Path, on_progress: ProgressFn | None = None) -> dict:
+    """Chunks/s through the real ingest path vs the raw model on the very same chunk texts."""
+    from knowledge.chunking import chunk_document
+    from knowledge.edge_store import EdgeChunkStore
+    from knowledge.ingest import EMBED_BATCH, KnowledgeBase, embedding_text
+    from knowledge.types import document_id
+
+    scope = Scope("T-bench-ingest", "C-bench")
+    store = EdgeChunkStore(store_dir)
+    try:
+        kb = KnowledgeBase(store, embedder)
+        docs = []
+        chunk_texts: list[str] = []
+        for i, text in enumerate(texts):
+            doc = kb.load(f"bench-{i:04d}.md", text.encode())
+            chunks = chunk_document(doc, scope, doc_id=document_id(scope, doc.name), ingested_at=0.0,
+                                    chunk_tokens=kb.chunk_tokens, overlap_tokens=kb.overlap_tokens)
+            docs.append(doc)
+            chunk_texts.extend(embedding_text(c) for c in chunks)
+        embedder.embed_array(chunk_texts[:8])  # warm-up: first call pays lazy initialisation
+
+        started = time.perf_counter()
+        for start in range(0, len(chunk_texts), EMBED_BATCH):
+            embedder.embed_array(chunk_texts[start : start + EMBED_BATCH])
+        model_s = time.perf_counter() - started
+        if on_progress:
+            on_progress("model", len(chunk_texts), len(chunk_texts))
+
+        started = time.perf_counter()
+        stored = 0
+        for i, doc in enumerate(docs):
+            stored += kb.ingest_loaded(doc, scope).chunks
+            if on_progress:
+                on_progress("ingest", i + 1, len(docs))
+        ingest_s = time.perf_counter() - started
+    finally:
+        store.close()
+    return {
+        "ingest_chunks": stored,
+        "ingest_chunks_per_s": round(stored / ingest_s, 2),
+        "model_chunks_per_s": round(len(chunk_texts) / model_s, 2),
+        "ingest_over_model": round((stored / ingest_s) / (len(chunk_texts) / model_s), 3),
+    }
+
+
+def _corpus_texts(folder: Path, target_chunks: int = INGEST_TARGET_CHUNKS) -> list[str]:
+    """Markdown files of a real corpus until roughly `target_chunks` chunks' worth of text."""
+    out: list[str] = []
+    budget = target_chunks * 900  # ≈ characters in one 256-piece chunk
+    for path in sorted(Path(folder).rglob("*.md")):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if len(text.strip()) < 200:
+            continue
+        out.append(text)
+        budget -= len(text)
+        if budget <= 0:
+            break
+    return out
+
+
+# ---------------------------------------------------------------- query latency
+
+
+def _vocabulary(rng: random.Random, n: int = 3000) -> list[str]:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return ["".join(rng.choice(letters) for _ in range(rng.randint(3, 10))) for _ in range(n)]
+
+
+def _zipf_text(rng: random.Random, vocab: list[str], words: int) -> str:
+    # Zipf-like word frequencies so BM25 posting lists look like real text's.
+    n = len(vocab)
+    return " ".join(vocab[min(n - 1, int(rng.paretovariate(1.1)) - 1)] if rng.random() < 0.6
+                    else vocab[rng.randrange(n)] for _ in range(words))
+
+
+def generated_documents(rng: random.Random, n: int = 40, paragraphs: int = 8) -> list[str]:
+    vocab = _vocabulary(rng)
+    docs = []
+    for d in range(n):
+        body = "\n\n".join(_zipf_text(rng, vocab, rng.randint(60, 140)) + "." for _ in range(paragraphs))
+        docs.append(f"# Generated document {d}\n\n{body}\n")
+    return docs
+
+
+def build_synthetic_store(size: int, store_dir: Path, *, dim: int = 384, seed: int = 7,
+                          on_progress: ProgressFn | None = None):
+    """An Edge store of `size` chunks: random unit vectors, generated text, many scopes."""
+    from knowledge.edge_store import EdgeChunkStore
+
+    rng = random.Random(seed)
+    nprng = np.random.default_rng(seed)
+    vocab = _vocabulary(rng)
+    store = EdgeChunkStore(store_dir, dim=dim)
+    per_doc = 20
+    for start in range(0, size, _INSERT_BATCH):
+        n = min(_INSERT_BATCH, size - start)
+        vectors = nprng.standard_normal((n, dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        chunks = []
+        for i in range(start, start + n):
+            doc = i // per_doc
+            scope = Scope(_WORKSPACES[doc % len(_WORKSPACES)], _CHANNELS[(doc // len(_WORKSPACES)) % len(_CHANNELS)])
+            chunks.append(
+                Chunk(doc_id=f"doc-{doc}", title=f"Document {doc}", source=f"doc-{doc}.md",
+                      text=_zipf_text(rng, vocab, rng.randint(80, 180)), chunk_index=i % per_doc,
+                      page=None, heading_path=(), scope=scope, content_hash=f"h{doc}", ingested_at=1.0)
+            )
+        store.add(chunks, vectors)
+        if on_progress:
+            on_progress(f"build:{size}", start + n, size)
+    store.flush()
+    return store, vocab
+
+
+def measure_query_latency(size: int, *, embedder, store_dir: Path, queries: int = 200, seed: int = 11,
+                          on_progress: ProgressFn | None = None) -> list[float]:
+    """Milliseconds per scoped hybrid retrieval (query embedding included) at `size` chunks."""
+    from knowledge.retriever import HybridRetriever
+
+    store, vocab = build_synthetic_store(size, store_dir, on_progress=on_progress)
+    rng = random.Random(seed)
+    try:
+        retrievers = [
+            HybridRetriever(store=store, embedder=embedder, scope=Scope(w, c))
+            for w in _WORKSPACES for c in _CHANNELS[:-1] + [None]
+        ]
+        for r in retrievers[:3]:
+            r.search(" ".join(rng.choice(vocab) for _ in range(4)))  # warm-up
+        latencies = []
+        for i in range(queries):
+            retriever = rng.choice(retrievers)
+            query = " ".join(_zipf_text(rng, vocab, rng.randint(3, 8)).split())
+            started = time.perf_counter()
+            hits = retriever.search(query)
+            latencies.append((time.perf_counter() - started) * 1000)
+            if any(h.chunk.scope.workspace != retriever.scope.workspace for h in hits):
+                raise RuntimeError("a search returned a chunk from another workspace")
+            if on_progress and ((i + 1) % 50 == 0 or i + 1 == queries):
+                on_progress(f"query:{size}", i + 1, queries)
+    finally:
+        store.close()
+    return latencies

@@ -1,0 +1,277 @@
+"""Documents in, scoped chunks with vectors out: the one ingestion path every caller uses.
+
+`KnowledgeBase` ties loading, chunking, embedding and a `ChunkStore` together:
+
+- A document's id is `document_id(scope, name)`: the same name in the same scope is the same
+  document, so uploading it again replaces it.
+- Unchanged content (same salted content hash as the stored version) writes nothing.
+- Changed content is chunked and *every* chunk embedded before the store is touched; then
+  `replace_document` swaps the versions. A failure while loading, chunking or embedding
+  leaves the old version exactly as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from knowledge.chunking import chunk_document
+from knowledge.loaders import check_size, load_document
+from knowledge.store import ChunkStore
+from knowledge.types import Chunk, EmptyDocument, IngestResult, LoadedDocument, Scope, document_id
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]  # (chunks embedded so far, total chunks)
+
+# Chunks embedded per call: large enough for the model to batch well, small enough for
+# progress reports every few seconds on a 2-core machine.
+EMBED_BATCH = 128
+# `ingest_many` embeds once this many chunks (from one or more documents) are waiting.
+MANY_BATCH_CHUNKS = 256
+# The title/heading prefix added to a chunk for embedding is cut to this many characters so it
+# can't crowd the chunk itself out of the model's 256-piece window.
+_CONTEXT_PREFIX_MAX_CHARS = 160
+
+
+class KnowledgeBase:
+    def __init__(
+        self,
+        store: ChunkStore,
+        embedder: Embeddings,
+        *,
+        max_file_bytes: int = 25 * 1024 * 1024,
+        chunk_tokens: int = 256,
+        overlap_tokens: int = 40,
+    ):
+        self.store = store
+        self.embedder = embedder
+        self.max_file_bytes = max_file_bytes
+        self.chunk_tokens = chunk_tokens
+        self.overlap_tokens = overlap_tokens
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def load(self, name: str, data: bytes, *, url: str | None = None) -> LoadedDocument:
+        """Parse a file; raises a `DocumentError` subclass with a user-safe message."""
+        return load_document(name, data, max_bytes=self.max_file_bytes, url=url)
+
+    # -- ingesting -----------------------------------------------------------------------------
+
+    def ingest_loaded(
+        self, doc: LoadedDocument, scope: Scope, *, on_progress: ProgressCallback | None = None
+    ) -> IngestResult:
+        doc_id = document_id(scope, doc.name)
+        previous_hash = self.store.document_hash(doc_id)
+        if previous_hash == doc.content_hash:
+            log.info("ingest %s in %s: unchanged, nothing written", doc.name, scope)
+            return self._result(doc, scope, doc_id, chunks=self._stored_chunk_count(scope, doc_id),
+                                changed=False)
+
+        chunks = chunk_document(
+            doc,
+            scope,
+            doc_id=doc_id,
+            chunk_tokens=self.chunk_tokens,
+            overlap_tokens=self.overlap_tokens,
+            ingested_at=time.time(),
+        )
+        if not chunks:  # a hand-built LoadedDocument without text: never replace a doc with nothing
+            raise EmptyDocument(doc.name)
+        vectors = self._embed_chunks(chunks, on_progress)
+        # Only now, with every vector in hand, is the store touched.
+        self.store.replace_document(doc_id, chunks, vectors)
+        log.info(
+            "ingest %s in %s: %d chunks%s", doc.name, scope, len(chunks),
+            " (replaced the previous version)" if previous_hash else "",
+        )
+        return self._result(doc, scope, doc_id, chunks=len(chunks), changed=True,
+                            replaced=previous_hash is not None)
+
+    def ingest_bytes(
+        self,
+        name: str,
+        data: bytes,
+        scope: Scope,
+        *,
+        url: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> IngestResult:
+        return self.ingest_loaded(self.load(name, data, url=url), scope, on_progress=on_progress)
+
+    def ingest_path(
+        self, path: Path, scope: Scope, *, on_progress: ProgressCallback | None = None
+    ) -> IngestResult:
+        path = Path(path)
+        # Refuse an oversized file before reading it into memory.
+        check_size(path.name, path.stat().st_size, max_bytes=self.max_file_bytes)
+        return self.ingest_bytes(path.name, path.read_bytes(), scope, on_progress=on_progress)
+
+    def ingest_many(
+        self,
+        docs: Iterable[LoadedDocument],
+        scope: Scope,
+        *,
+        on_progress: ProgressCallback | None = None,
+        batch_chunks: int = MANY_BATCH_CHUNKS,
+    ) -> list[IngestResult]:
+        """Ingest many loaded documents with embedding batches that span documents.
+
+        Same results and guarantees as `ingest_loaded` per document (a document is written only
+        once every one of its chunks is embedded), but small documents share model batches, so
+        a folder ingests at close to the model's raw throughput. `on_progress(done, total)`
+        counts documents. On an embedding failure, documents already written stay written.
+        """
+        docs = list(docs)
+        results: list[IngestResult | None] = [None] * len(docs)
+        pending: list[tuple[int, LoadedDocument, str, bool, list[Chunk]]] = []
+        pending_ids: set[str] = set()
+        done = 0
+
+        def flush() -> None:
+            nonlocal done
+            if not pending:
+                return
+            texts = [embedding_text(c) for *_, chunks in pending for c in chunks]
+            vectors = self.embed_texts(texts)
+            start = 0
+            for index, doc, doc_id, replaced, chunks in pending:
+                self.store.replace_document(doc_id, chunks, vectors[start : start + len(chunks)])
+                start += len(chunks)
+                results[index] = self._result(doc, scope, doc_id, chunks=len(chunks), changed=True,
+                                              replaced=replaced)
+                done += 1
+                if on_progress:
+                    on_progress(done, len(docs))
+            pending.clear()
+            pending_ids.clear()
+
+        stored_counts: dict[str, int] | None = None  # one listing of the scope, fetched on demand
+
+        def stored_chunks(doc_id: str) -> int:
+            nonlocal stored_counts
+            if stored_counts is None or doc_id not in stored_counts:
+                stored_counts = {d["doc_id"]: int(d.get("chunks", 0)) for d in self.store.documents(scope)}
+            return stored_counts.get(doc_id, 0)
+
+        queued = 0
+        for index, doc in enumerate(docs):
+            doc_id = document_id(scope, doc.name)
+            if doc_id in pending_ids:
+                flush()  # the same document twice: the later upload must see the earlier one
+                queued = 0
+            previous_hash = self.store.document_hash(doc_id)
+            if previous_hash == doc.content_hash:
+                results[index] = self._result(doc, scope, doc_id, chunks=stored_chunks(doc_id), changed=False)
+                done += 1
+                if on_progress:
+                    on_progress(done, len(docs))
+                continue
+            chunks = chunk_document(
+                doc, scope, doc_id=doc_id, chunk_tokens=self.chunk_tokens,
+                overlap_tokens=self.overlap_tokens, ingested_at=time.time(),
+            )
+            if not chunks:
+                flush()  # what's embedded so far is complete: store it before refusing this one
+                raise EmptyDocument(doc.name)
+            pending.append((index, doc, doc_id, previous_hash is not None, chunks))
+            pending_ids.add(doc_id)
+            queued += len(chunks)
+            if queued >= batch_chunks:
+                flush()
+                queued = 0
+        flush()
+        return [r for r in results if r is not None]
+
+    # -- managing ------------------------------------------------------------------------------
+
+    def remove(self, scope: Scope, name_or_doc_id: str) -> int:
+        """Delete a document by its name in `scope` (or its doc id); returns chunks removed."""
+        removed = self.store.delete_document(document_id(scope, name_or_doc_id))
+        if removed == 0 and self._is_doc_id_in_scope(scope, name_or_doc_id):
+            removed = self.store.delete_document(name_or_doc_id)
+        return removed
+
+    def documents(self, scope: Scope) -> list[dict]:
+        return self.store.documents(scope)
+
+    # -- embedding -----------------------------------------------------------------------------
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), dim) float32 vectors; uses the embedder's array API when it has one."""
+        embed_array = getattr(self.embedder, "embed_array", None)
+        if callable(embed_array):
+            vectors = np.asarray(embed_array(texts), dtype=np.float32)
+        else:
+            vectors = np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+            raise ValueError(
+                f"embedder returned shape {vectors.shape} for {len(texts)} texts"
+            )
+        return vectors
+
+    def _embed_chunks(self, chunks: list[Chunk], on_progress: ProgressCallback | None) -> np.ndarray:
+        total = len(chunks)
+        texts = [embedding_text(c) for c in chunks]
+        parts: list[np.ndarray] = []
+        if on_progress:
+            on_progress(0, total)
+        for start in range(0, total, EMBED_BATCH):
+            parts.append(self.embed_texts(texts[start : start + EMBED_BATCH]))
+            if on_progress:
+                on_progress(min(start + EMBED_BATCH, total), total)
+        if not parts:
+            return np.zeros((0, getattr(self.embedder, "dim", 0)), dtype=np.float32)
+        return np.concatenate(parts)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _is_doc_id_in_scope(self, scope: Scope, doc_id: str) -> bool:
+        # Removing by raw doc id must not reach into another scope's documents.
+        return any(d.get("doc_id") == doc_id for d in self.store.documents(scope))
+
+    def _stored_chunk_count(self, scope: Scope, doc_id: str) -> int:
+        for d in self.store.documents(scope):
+            if d.get("doc_id") == doc_id:
+                return int(d.get("chunks", 0))
+        return 0
+
+    @staticmethod
+    def _result(
+        doc: LoadedDocument, scope: Scope, doc_id: str, *, chunks: int, changed: bool,
+        replaced: bool = False,
+    ) -> IngestResult:
+        return IngestResult(
+            doc_id=doc_id,
+            name=doc.name,
+            title=doc.title,
+            scope=scope,
+            pages=doc.pages,
+            chunks=chunks,
+            content_hash=doc.content_hash,
+            changed=changed,
+            replaced=replaced,
+            warnings=doc.warnings,
+        )
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What the model embeds for a chunk: title and heading path as context, then the text.
+
+    The context helps retrieval ("vacation policy" finds a chunk under that heading whose text
+    never says it); the chunk's own `text` stays clean for citation.
+    """
+    context = [chunk.title] if chunk.title else []
+    context += [h for h in chunk.heading_path if h != chunk.title]
+    prefix = " › ".join(context)
+    if len(prefix) > _CONTEXT_PREFIX_MAX_CHARS:
+        prefix = prefix[: _CONTEXT_PREFIX_MAX_CHARS].rsplit(" ", 1)[0] + " …"
+    return f"{prefix}\n\n{chunk.text}" if prefix else chunk.text
+
+
+__all__ = ["KnowledgeBase", "embedding_text", "ProgressCallback", "EMBED_BATCH", "MANY_BATCH_CHUNKS"]

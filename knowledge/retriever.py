@@ -1,0 +1,59 @@
+"""The hybrid retriever: a LangChain `BaseRetriever` bound to one asker's scope.
+
+Dense (MiniLM cosine) and BM25 candidates are fused by the store (see `knowledge.fusion`);
+`answerable` makes the "the documents don't answer this" call before any generation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, Field
+
+from knowledge.store import ChunkStore
+from knowledge.types import Hit, Scope
+
+
+class HybridRetriever(BaseRetriever):
+    """Scoped hybrid search over a `ChunkStore`; one instance per asker scope (cheap to build)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    store: Any = Field(description="a ChunkStore")
+    embedder: Embeddings
+    scope: Scope
+    k: int = 5
+    relevance_threshold: float = 0.30
+
+    def search(self, query: str, k: int | None = None) -> list[Hit]:
+        """Top `k` hits for `query` among chunks this retriever's scope may read."""
+        if not query or not query.strip():
+            return []
+        vector = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
+        store: ChunkStore = self.store
+        return store.search(query, vector, self.scope, k or self.k)
+
+    def answerable(self, hits: list[Hit]) -> bool:
+        """Whether the documents plausibly answer: the closest chunk's cosine reaches the threshold.
+
+        The fused score is rank-based and says nothing absolute; the dense cosine does (an
+        unrelated question scores ≈0.0–0.2 with MiniLM, an on-topic one ≥0.35).
+        """
+        best = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
+        return best is not None and best >= self.relevance_threshold
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [hit_to_document(h) for h in self.search(query)]
+
+
+def hit_to_document(hit: Hit) -> Document:
+    metadata = hit.chunk.payload()
+    metadata.update(score=hit.score, dense_score=hit.dense_score, sparse_score=hit.sparse_score)
+    return Document(page_content=hit.chunk.text, metadata=metadata)

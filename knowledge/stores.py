@@ -1,0 +1,29 @@
+"""Opens the chunk store the settings ask for: a Qdrant server when a URL is set, otherwise the
+embedded Qdrant Edge shard in the data folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from knowledge.store import ChunkStore
+
+log = logging.getLogger(__name__)
+
+
+def open_store(
+    *,
+    qdrant_url: str | None,
+    edge_path: Path,
+    api_key: str | None = None,
+    collection: str = "docent",
+) -> ChunkStore:
+    if qdrant_url:
+        from knowledge.server_store import QdrantServerStore
+
+        log.info("chunk store: Qdrant server", extra={"collection": collection})
+        return QdrantServerStore(qdrant_url, api_key=api_key, collection=collection)
+    from knowledge.edge_store import EdgeChunkStore
+
+    log.info("chunk store: Qdrant Edge", extra={"path": str(edge_path)})
+    return EdgeChunkStore(Path(edge_path))

@@ -1,0 +1,482 @@
+"""The real Bolt app served over HTTP on loopback, fed signed Slack requests, talking to a fake
+Slack Web API, answering with the real `Docent.from_settings(settings)` (hash embedder)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import SecretStr
+from sqlmodel import select
+
+from admin.types import Actor
+from bot.core import Docent
+from connectors.slack import blocks
+from connectors.slack.app import build_app, make_http_server, make_web_client
+from knowledge.types import Scope
+from tests.fakes.slack_api import (
+    BOT_ID,
+    BOT_TOKEN,
+    BOT_USER_ID,
+    SIGNING_SECRET,
+    TEAM_ID,
+    FakeFile,
+    FakeSlackApi,
+    command_fields,
+    event_body,
+    interaction_fields,
+    mention_event,
+    message_event,
+    post_event,
+    post_form,
+)
+
+HANDBOOK = (
+    "# Leave policy\n\n"
+    "Every employee receives twenty-five vacation days per calendar year. "
+    "Unused vacation days carry over until March 31 of the following year.\n\n"
+    "# Expenses\n\nTaxi receipts must be submitted within thirty days through the expense portal.\n"
+)
+HANGAR = "# Zeppelin hangar\n\nThe zeppelin hangar door code is 4711 and the hangar closes at 22:00 on weekdays.\n"
+
+
+@pytest.fixture
+def slack():
+    with FakeSlackApi() as fake:
+        fake.add_user("U0ASKER")
+        fake.add_user("U0ADMIN", admin=True)
+        yield fake
+
+
+@pytest.fixture
+def docent(settings):
+    d = Docent.from_settings(settings)
+    yield d
+    d.close()
+
+
+class Bot:
+    def __init__(self, url: str, app, slack: FakeSlackApi):
+        self.url = url
+        self.app = app
+        self.connector = app.docent_connector
+        self.slack = slack
+
+    def send(self, event: dict, **kwargs) -> tuple[int, dict, str]:
+        body = event_body(event, event_id=kwargs.pop("event_id", None))
+        status, text = post_event(self.url, body, **kwargs)
+        return status, body, text
+
+    def settle(self) -> None:
+        assert self.connector.wait_idle(60), "listeners/answers still running after 60 s"
+
+    def answer_for(self, event_ts: str, channel: str = "C0GENERAL", timeout_s: float = 30) -> dict:
+        """Wait for docent's final message in the thread of `event_ts` (the updated placeholder)."""
+
+        def final(calls):
+            for call in calls:
+                if call.method == "chat.update" and call.params.get("channel") == channel:
+                    blocks_ = call.params.get("blocks") or []
+                    if any(b.get("type") == "context" and "writing" in json.dumps(b) for b in blocks_):
+                        continue
+                    placeholder = self.placeholder_ts(event_ts, channel)
+                    if placeholder and call.params.get("ts") == placeholder:
+                        return call.params
+            return None
+
+        return self.slack.wait_for(final, timeout_s)
+
+    def placeholder_ts(self, event_ts: str, channel: str = "C0GENERAL") -> str | None:
+        for m in self.slack.thread_messages(channel, event_ts):
+            if m.get("bot_id") == BOT_ID:
+                return m["ts"]
+        return None
+
+    def posts(self, channel: str | None = None) -> list:
+        return [c for c in self.slack.calls("chat.postMessage") if channel is None or c.params["channel"] == channel]
+
+
+@contextmanager
+def serve(docent, settings, slack: FakeSlackApi):
+    settings = settings.model_copy(
+        update={"slack_api_url": slack.api_url, "slack_bot_token": SecretStr(BOT_TOKEN),
+                "slack_signing_secret": SecretStr(SIGNING_SECRET)}
+    )
+    app = build_app(docent, settings, client=make_web_client(settings))
+    server = make_http_server(app, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield Bot(f"http://127.0.0.1:{server.server_port}/slack/events", app, slack)
+    finally:
+        server.shutdown()
+        server.server_close()
+        app.docent_connector.close(drain_s=30)
+
+
+@pytest.fixture
+def bot(docent, settings, slack):
+    with serve(docent, settings, slack) as b:
+        yield b
+
+
+def _learn_as_admin(docent, text: str, name: str, channel: str) -> None:
+    actor = Actor("slack", TEAM_ID, "U0ADMIN", is_platform_admin=True)
+    docent.admin.upload(actor, name, text.encode(), Scope(TEAM_ID, channel))
+
+
+def _section_texts(params: dict) -> str:
+    return "\n".join(b["text"]["text"] for b in params.get("blocks") or [] if b.get("type") == "section")
+
+
+def _feedback_request_id(params: dict) -> str | None:
+    for b in params.get("blocks") or []:
+        if b.get("type") == "actions":
+            return b["elements"][0]["value"]
+    return None
+
+
+# --- asking -----------------------------------------------------------------------------------------
+def test_mention_gets_placeholder_then_answer_with_sources_in_thread(bot, docent, slack):
+    _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
+    status, body, _ = bot.send(mention_event("How many vacation days does every employee receive per year?",
+                                             ts="1700000100.000100"))
+    assert status == 200
+    answer = bot.answer_for("1700000100.000100")
+    first_post = bot.posts("C0GENERAL")[0].params
+    assert first_post["thread_ts"] == "1700000100.000100"
+    assert first_post["text"] == blocks.PLACEHOLDER_TEXT
+    text = _section_texts(answer)
+    assert "*Sources*" in text and "[1]" in text
+    assert "Leave policy" in text or "handbook" in text.lower()
+    assert _feedback_request_id(answer) == body["event_id"]
+    # The mention itself never reaches the model as text.
+    assert f"<@{BOT_USER_ID}>" not in text
+
+
+def test_follow_up_in_answered_thread_without_mention_is_answered(bot, docent, slack, monkeypatch):
+    _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
+    questions = []
+    real_ask = docent.ask
+
+    def spy(q, **kwargs):
+        questions.append(q)
+        return real_ask(q, **kwargs)
+
+    monkeypatch.setattr(docent, "ask", spy)
+    bot.send(mention_event("How many vacation days does every employee receive?", ts="1700000200.000100"))
+    bot.answer_for("1700000200.000100")
+    slack.add_message("C0GENERAL", user="U0ASKER", text="When do unused vacation days carry over until?",
+                      ts="1700000200.000900", thread_ts="1700000200.000100")
+    status, _, _ = bot.send(message_event("When do unused vacation days carry over until?", ts="1700000200.000900",
+                                          thread_ts="1700000200.000100"))
+    assert status == 200
+
+    def two_answers(calls):
+        done = [c for c in calls if c.method == "chat.update" and "*Sources*" in _section_texts(c.params)]
+        return len(done) >= 2 and done
+
+    updates = slack.wait_for(two_answers, 30)
+    assert "March 31" in _section_texts(updates[-1].params) or "[1]" in _section_texts(updates[-1].params)
+    bot.settle()
+    # Both replies went into the same thread.
+    assert {c.params.get("thread_ts") for c in bot.posts("C0GENERAL")} == {"1700000200.000100"}
+    # The follow-up carried the thread so far: docent's answer as a bot turn, the asker's question.
+    follow_up = questions[-1]
+    assert follow_up.text == "When do unused vacation days carry over until?"
+    assert follow_up.channel == "C0GENERAL" and follow_up.thread == "1700000200.000100"
+    assert any(t.is_bot and t.author == "assistant" and "[1]" in t.text for t in follow_up.history)
+    assert all(t.text != follow_up.text for t in follow_up.history)
+
+
+def test_thread_docent_never_answered_is_left_alone(bot, slack):
+    slack.add_message("C0GENERAL", user="U0ASKER", text="lunch?", ts="1700000300.000100")
+    bot.send(message_event("pizza!", ts="1700000300.000200", thread_ts="1700000300.000100"))
+    bot.settle()
+    assert slack.calls("conversations.replies")  # it did look
+    assert bot.posts() == []
+
+
+def test_redelivered_event_is_answered_once(bot, docent, slack):
+    event = mention_event("How many vacation days?", ts="1700000400.000100")
+    body = event_body(event)
+    assert post_event(bot.url, body)[0] == 200
+    assert post_event(bot.url, body, retry_num=1)[0] == 200
+    assert post_event(bot.url, body, retry_num=2)[0] == 200
+    bot.settle()
+    placeholders = [c for c in bot.posts() if c.params.get("text") == blocks.PLACEHOLDER_TEXT]
+    assert len(placeholders) == 1
+    assert len(bot.slack.thread_messages("C0GENERAL", "1700000400.000100")) == 1
+
+
+def test_bad_signature_or_stale_timestamp_is_rejected_and_nothing_posted(bot, slack):
+    body = event_body(mention_event("How many vacation days?", ts="1700000500.000100"))
+    status, text = post_event(bot.url, body, signature="v0=" + "0" * 64)
+    assert status == 401 and "invalid request" in text
+    status, _ = post_event(bot.url, body, timestamp=int(time.time()) - 6 * 60)
+    assert status == 401
+    status, _ = post_event(bot.url, body, secret="someone-elses-secret")
+    assert status == 401
+    bot.settle()
+    assert bot.posts() == [] and slack.calls("chat.update") == []
+
+
+def test_bot_messages_never_trigger_an_answer(bot, slack):
+    bot.send(message_event("I am another bot", channel="D0DM", channel_type="im", bot_id="B0OTHER", subtype="bot_message"))
+    bot.send(message_event("I am docent", channel="D0DM", channel_type="im", user=BOT_USER_ID, bot_id=BOT_ID))
+    slack.add_message("C0GENERAL", user=BOT_USER_ID, bot_id=BOT_ID, text="an old answer", ts="1700000600.000100")
+    bot.send(message_event("bot reply in docent's thread", user="U0OTHERBOT", bot_id="B0OTHER",
+                           ts="1700000600.000300", thread_ts="1700000600.000100"))
+    bot.settle()
+    assert bot.posts() == []
+
+
+def test_dm_question_sees_workspace_wide_documents_only(bot, docent, slack):
+    _learn_as_admin(docent, HANGAR, "hangar.md", "C0DOCS")
+    bot.send(message_event("What is the zeppelin hangar door code?", channel="D0DM", channel_type="im",
+                           ts="1700000700.000100"))
+
+    def final(calls):
+        return [c for c in calls if c.method == "chat.update" and c.params["channel"] == "D0DM"
+                and "writing" not in json.dumps(c.params.get("blocks"))]
+
+    update = slack.wait_for(final, 30)[-1].params
+    assert "4711" not in _section_texts(update)
+    assert "*Sources*" not in _section_texts(update)
+    # DMs are answered in the conversation, not in a thread.
+    assert "thread_ts" not in bot.posts("D0DM")[0].params
+
+
+def test_attachments_on_questions_are_not_silently_ignored(bot, docent, slack):
+    _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
+    event = mention_event("How many vacation days does every employee receive?", ts="1700000800.000100",
+                          files=[{"id": "F0Q", "name": "my-notes.pdf", "size": 1234, "mimetype": "application/pdf"}])
+    bot.send(event)
+    answer = bot.answer_for("1700000800.000100")
+    notes = json.dumps([b for b in answer["blocks"] if b["type"] == "context"])
+    assert "my-notes.pdf" in notes and "didn't read" in notes
+    assert slack.state.downloads == []
+
+
+# --- admin: learn, shortcut, /docent ------------------------------------------------------------------
+def test_non_admin_learn_is_refused_and_nothing_ingested(bot, docent, slack):
+    file = slack.add_file(FakeFile("F0HANGAR", "hangar.md", HANGAR.encode(), mimetype="text/markdown"))
+    bot.send(mention_event("learn", user="U0ASKER", channel="C0DOCS", ts="1700000900.000100", files=[file]))
+    bot.settle()
+    (reply,) = bot.posts("C0DOCS")
+    assert "only admins" in reply.params["text"]
+    assert slack.state.downloads == []
+    assert docent.admin.list_documents(Scope(TEAM_ID, "C0DOCS")) == []
+
+
+def test_admin_learn_ingests_for_that_channel_only(bot, docent, slack):
+    file = slack.add_file(FakeFile("F0HANGAR", "hangar.md", HANGAR.encode(), mimetype="text/markdown"))
+    bot.send(mention_event("learn", user="U0ADMIN", channel="C0DOCS", ts="1700001000.000100", files=[file]))
+    report = slack.wait_for(lambda calls: [c for c in calls if c.method == "chat.update" and "hangar" in c.params["text"].lower()], 30)
+    assert "Learned" in report[-1].params["text"] and "chunks" in report[-1].params["text"]
+    (download,) = [c for c in slack.calls("files.download")]
+    assert download.authorization == f"Bearer {BOT_TOKEN}"
+    assert [d.name for d in docent.admin.list_documents(Scope(TEAM_ID, "C0DOCS"), include_workspace=False)] == ["hangar.md"]
+
+    bot.send(mention_event("What is the zeppelin hangar door code?", channel="C0DOCS", ts="1700001000.000500"))
+    in_docs = _section_texts(bot.answer_for("1700001000.000500", channel="C0DOCS"))
+    assert "4711" in in_docs and "*Sources*" in in_docs
+
+    bot.send(mention_event("What is the zeppelin hangar door code?", channel="C0OTHER", ts="1700001000.000600"))
+    elsewhere = _section_texts(bot.answer_for("1700001000.000600", channel="C0OTHER"))
+    assert "4711" not in elsewhere and "*Sources*" not in elsewhere
+
+
+def test_learn_everywhere_makes_a_workspace_wide_document(bot, docent, slack):
+    file = slack.add_file(FakeFile("F0HB", "handbook.md", HANDBOOK.encode(), mimetype="text/markdown"))
+    bot.send(mention_event("learn --everywhere", user="U0ADMIN", channel="C0DOCS", ts="1700001100.000100", files=[file]))
+    bot.settle()
+    wide = docent.admin.list_documents(Scope.workspace_wide(TEAM_ID))
+    assert [d.name for d in wide] == ["handbook.md"]
+
+
+def test_oversized_file_is_refused_before_download(bot, docent, slack, settings):
+    big = int(settings.max_file_mb * 1024 * 1024) + 1
+    file = slack.add_file(FakeFile("F0BIG", "big.txt", b"x", size=big))
+    bot.send(mention_event("learn", user="U0ADMIN", channel="C0DOCS", ts="1700001200.000100", files=[file]))
+    bot.settle()
+    final = slack.calls("chat.update")[-1].params["text"]
+    assert "big.txt" in final and "limit" in final
+    assert slack.state.downloads == []
+    assert docent.admin.list_documents(Scope(TEAM_ID, "C0DOCS")) == []
+
+
+def test_add_to_docent_shortcut_ingests_the_message_file(bot, docent, slack):
+    file = slack.add_file(FakeFile("F0SC", "hangar.md", HANGAR.encode(), mimetype="text/markdown"))
+    payload = {
+        "type": "message_action", "callback_id": "add_to_docent", "trigger_id": "trig-sc-1",
+        "team": {"id": TEAM_ID}, "channel": {"id": "C0DOCS"}, "user": {"id": "U0ADMIN"},
+        "message": {"type": "message", "ts": "1700001300.000100", "user": "U0ASKER", "files": [file]},
+        "response_url": f"{slack.base_url}/response/sc1",
+    }
+    status, _ = post_form(bot.url, interaction_fields(payload))
+    assert status == 200
+    post_form(bot.url, interaction_fields(payload))  # a double click: same trigger, ignored
+    bot.settle()
+    replies = slack.calls("response_url")
+    assert len(replies) == 1 and "Learned" in replies[0].params["text"]
+    assert [d.name for d in docent.admin.list_documents(Scope(TEAM_ID, "C0DOCS"))] == ["hangar.md"]
+
+
+def test_slash_command_docs_forget_and_refusal(bot, docent, slack):
+    _learn_as_admin(docent, HANGAR, "hangar.md", "C0DOCS")
+    status, text = post_form(bot.url, command_fields("help", channel="C0DOCS"))
+    assert status == 200 and "/docent docs" in text
+
+    post_form(bot.url, command_fields("docs", channel="C0DOCS", response_url=f"{slack.base_url}/response/docs"))
+    bot.settle()
+    docs = slack.calls("response_url")[-1].params["text"]
+    assert "hangar.md" in docs and "KB" in docs
+
+    post_form(bot.url, command_fields("forget hangar.md", user="U0ASKER", channel="C0DOCS",
+                                      response_url=f"{slack.base_url}/response/f1"))
+    bot.settle()
+    assert "only admins" in slack.calls("response_url")[-1].params["text"]
+    assert len(docent.admin.list_documents(Scope(TEAM_ID, "C0DOCS"))) == 1
+
+    post_form(bot.url, command_fields("forget hangar.md", user="U0ADMIN", channel="C0DOCS",
+                                      response_url=f"{slack.base_url}/response/f2"))
+    bot.settle()
+    assert "Forgot" in slack.calls("response_url")[-1].params["text"]
+    assert docent.admin.list_documents(Scope(TEAM_ID, "C0DOCS")) == []
+
+
+def test_slash_command_usage_non_admin_cannot_see_others(bot, slack):
+    post_form(bot.url, command_fields("usage <@U0ADMIN|admin>", user="U0ASKER",
+                                      response_url=f"{slack.base_url}/response/u1"))
+    post_form(bot.url, command_fields("usage", user="U0ASKER", response_url=f"{slack.base_url}/response/u2"))
+    bot.settle()
+    by_id = {c.params["id"]: c.params["text"] for c in slack.calls("response_url")}
+    assert "only admins" in by_id["u1"]
+    assert "only admins" not in by_id["u2"] and "```" in by_id["u2"]
+
+
+# --- feedback, rate limits --------------------------------------------------------------------------
+def test_feedback_click_is_stored_with_the_answer(bot, docent, slack):
+    from admin.models import Feedback
+
+    _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
+    bot.send(mention_event("How many vacation days does every employee receive?", ts="1700001400.000100"))
+    request_id = _feedback_request_id(bot.answer_for("1700001400.000100"))
+    assert request_id
+    payload = {
+        "type": "block_actions", "trigger_id": "trig-fb", "team": {"id": TEAM_ID}, "user": {"id": "U0ASKER"},
+        "channel": {"id": "C0GENERAL"}, "container": {"type": "message"},
+        "response_url": f"{slack.base_url}/response/fb",
+        "actions": [{"type": "button", "block_id": blocks.FEEDBACK_BLOCK_ID, "action_id": blocks.FEEDBACK_DOWN,
+                     "value": request_id, "action_ts": str(time.time())}],
+    }
+    assert post_form(bot.url, interaction_fields(payload))[0] == 200
+    bot.settle()
+    with docent.db.session() as session:
+        rows = session.exec(select(Feedback).where(Feedback.request_id == request_id)).all()
+    assert [(r.user, r.helpful) for r in rows] == [("U0ASKER", False)]
+    assert "Thanks" in slack.calls("response_url")[-1].params["text"]
+
+
+def test_slack_429_is_retried_after_retry_after(bot, slack):
+    slack.rate_limit("chat.postMessage", times=1, retry_after_s=1)
+    bot.send(mention_event("How many vacation days?", ts="1700001500.000100"))
+    bot.answer_for("1700001500.000100")
+    first, second = slack.calls("chat.postMessage")[:2]
+    assert first.params == second.params  # the same placeholder, sent again
+    assert second.at - first.at >= 1.0  # waited for Retry-After
+    assert len(slack.thread_messages("C0GENERAL", "1700001500.000100")) == 1
+
+
+# --- Socket Mode: same handlers, no signatures ---------------------------------------------------------
+def test_socket_mode_requests_are_acked_and_answered_once(docent, settings, slack):
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk.socket_mode.request import SocketModeRequest
+
+    _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
+    cfg = settings.model_copy(update={"slack_api_url": slack.api_url, "slack_bot_token": SecretStr(BOT_TOKEN),
+                                      "slack_app_token": SecretStr("xapp-test")})
+    app = build_app(docent, cfg, client=make_web_client(cfg))
+    handler = SocketModeHandler(app, "xapp-test")  # never started: no websocket in tests
+    acks = []
+    handler.client.send_socket_mode_response = acks.append
+    body = event_body(mention_event("How many vacation days does every employee receive?", ts="1700001600.000100"))
+    try:
+        for attempt in range(2):  # a reconnect replays the same envelope's event
+            handler.handle(handler.client, SocketModeRequest(type="events_api", envelope_id=f"env-{attempt}",
+                                                             payload=body, retry_attempt=attempt))
+        assert [a.envelope_id for a in acks] == ["env-0", "env-1"]
+        answer_ts = Bot("", app, slack).answer_for("1700001600.000100")
+        assert "*Sources*" in _section_texts(answer_ts)
+        assert app.docent_connector.wait_idle(60)
+        assert len(slack.thread_messages("C0GENERAL", "1700001600.000100")) == 1
+    finally:
+        app.docent_connector.close(drain_s=30)
+
+
+# --- streaming ---------------------------------------------------------------------------------------
+class _StreamingModel(BaseChatModel):
+    """Streams a cited answer word by word, slowly enough for several progress updates."""
+
+    words: tuple[str, ...] = tuple("Every employee receives twenty-five vacation days per year [1] .".split())
+    pause_s: float = 0.3
+    model: str = "claude-haiku-4-5"
+
+    @property
+    def _llm_type(self) -> str:
+        return "streaming-test"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
+        message = AIMessage(content=" ".join(self.words),
+                            usage_metadata={"input_tokens": 50, "output_tokens": 12, "total_tokens": 62})
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        for i, word in enumerate(self.words):
+            time.sleep(self.pause_s)
+            last = i == len(self.words) - 1
+            usage = {"input_tokens": 50, "output_tokens": 12, "total_tokens": 62} if last else None
+            yield ChatGenerationChunk(message=AIMessageChunk(content=word + " ", usage_metadata=usage))
+
+
+def test_streamed_answer_updates_the_placeholder_at_most_once_a_second(settings, slack):
+    docent = Docent.from_settings(settings, chat_model=_StreamingModel())
+    try:
+        _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
+        with serve(docent, settings, slack) as bot:
+            bot.send(mention_event("How many vacation days does every employee receive per year?",
+                                   ts="1700001700.000100"))
+            final = bot.answer_for("1700001700.000100")
+            bot.settle()
+    finally:
+        docent.close()
+    updates = [c for c in slack.calls("chat.update") if c.params["ts"] == final["ts"]]
+    progress = [c for c in updates if "writing" in json.dumps(c.params["blocks"])]
+    assert len(progress) >= 2  # the answer grew in place while the model streamed
+    assert updates[-1].params == final  # and ended on the full answer
+    assert "twenty-five" in _section_texts(final) and "*Sources*" in _section_texts(final)
+    gaps = [b.at - a.at for a, b in zip(progress, progress[1:])]
+    assert all(gap >= 0.9 for gap in gaps)  # ≤ 1 edit per second (Slack's chat.update tier)
+
+
+def test_failed_update_falls_back_to_a_new_message_and_apology_when_posting_fails(bot, docent, slack):
+    _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
+    slack.fail("chat.update", error="cant_update_message", times=100)
+    bot.send(mention_event("How many vacation days does every employee receive?", ts="1700001800.000100"))
+    bot.settle()
+    thread = slack.thread_messages("C0GENERAL", "1700001800.000100")
+    assert thread[0]["text"] == blocks.PLACEHOLDER_TEXT  # could not be replaced …
+    assert any("*Sources*" in json.dumps(m.get("blocks")) for m in thread[1:])  # … so the answer was posted
+
+    slack.fail("chat.postMessage", error="channel_not_found", times=2)  # placeholder and the answer
+    bot.send(mention_event("How many vacation days does every employee receive?", ts="1700001900.000100"))
+    bot.settle()
+    (only,) = slack.thread_messages("C0GENERAL", "1700001900.000100")
+    assert "couldn't post my answer" in only["text"]

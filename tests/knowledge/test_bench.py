@@ -1,0 +1,37 @@
+"""The bench runs end to end on small sizes with the hash embedder and reports every gauge."""
+
+from __future__ import annotations
+
+import random
+
+from knowledge.bench import build_synthetic_store, generated_documents, run_bench
+from knowledge.embeddings import HashEmbeddings
+from knowledge.types import Scope
+
+
+def test_run_bench_reports_every_figure(tmp_path):
+    stages = set()
+    docs = generated_documents(random.Random(3), n=3, paragraphs=4)
+    result = run_bench(
+        embedder=HashEmbeddings(), work_dir=tmp_path, sizes=(300, 1200), queries=12, texts=docs,
+        on_progress=lambda stage, done, total: stages.add(stage.split(":")[0]),
+    )
+    assert result["ingest_chunks"] > 3  # several chunks per generated document
+    assert result["ingest_chunks_per_s"] > 0 and result["model_chunks_per_s"] > 0
+    assert set(result["query_p50_ms"]) == {"300", "1200"} == set(result["query_p95_ms"])
+    for size in ("300", "1200"):
+        assert 0 < result["query_p50_ms"][size] <= result["query_p95_ms"][size]
+    assert result["peak_rss_mb"] > 50 and result["cores"] >= 1
+    assert {"model", "ingest", "build", "query"} <= stages
+    assert list(tmp_path.iterdir()) == []  # scratch stores are removed
+
+
+def test_synthetic_store_spreads_chunks_over_scopes(tmp_path):
+    store, _ = build_synthetic_store(2000, tmp_path / "s", dim=384)
+    try:
+        assert store.count() == 2000
+        per_scope = {(w, c): len(store.documents(Scope(w, c)))
+                     for w in ("T-bench-1", "T-bench-2") for c in ("C-eng", "C-ops", "*")}
+        assert all(n > 0 for n in per_scope.values())
+    finally:
+        store.close()
