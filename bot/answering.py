@@ -51,6 +51,7 @@ class DraftAnswer:
     usage: Usage
     notices: tuple[str, ...] = ()
     fell_back: bool = False
+    cited: bool = True  # False: the model cited no source, i.e. it found no answer in them
 
 
 def history_pairs(history: Sequence[PriorTurn]) -> list[tuple[str, str]]:
@@ -187,8 +188,12 @@ class AnswerEngine:
             cost_usd=cost_usd(model, input_tokens, output_tokens),
             latency_ms=latency_ms,
         )
-        text, sources = self._cite(_text_of(message), hits, n_sources)
-        return DraftAnswer(text=text.strip(), sources=sources, usage=usage, notices=notices, fell_back=fell_back)
+        raw = _text_of(message)
+        text, sources = self._cite(raw, hits, n_sources)
+        cited = bool(parse_citations(raw, n_sources)[1])
+        return DraftAnswer(
+            text=text.strip(), sources=sources, usage=usage, notices=notices, fell_back=fell_back, cited=cited
+        )
 
     def _cite(self, raw: str, hits: list[Hit], n_sources: int) -> tuple[str, tuple[Source, ...]]:
         cleaned, cited = parse_citations(raw, n_sources)

@@ -231,10 +231,12 @@ class Docent:
                 usage=draft.usage,
                 request_id=q.request_id,
             )
+        # An answer that cites nothing is the model saying the sources don't answer: an abstention,
+        # shown without a sources list that would look like support.
         answer = Answer(
             text=verdict.text,
-            sources=draft.sources,
-            outcome=Outcome.answered,
+            sources=draft.sources if draft.cited else (),
+            outcome=Outcome.answered if draft.cited else Outcome.abstained,
             usage=draft.usage,
             notices=notices + draft.notices,
             request_id=q.request_id,

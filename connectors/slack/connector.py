@@ -44,6 +44,7 @@ class SlackConnector:
         self.settings = settings
         self.client = client
         self.deduper = deduper or EventDeduper.from_settings(settings, engine_or_db=getattr(docent, "db", None))
+        self._identity: tuple[str | None, str | None] | None = None  # (bot user id, bot id)
         self.replies = SlackReplies(client)
         self.admin_commands = AdminCommands(docent, settings, client, self.replies)
         self.in_flight = InFlight()
@@ -269,7 +270,7 @@ class SlackConnector:
     def _bot_identity(self, context) -> tuple[str | None, str | None]:
         if context is not None and context.get("bot_user_id"):
             self._identity = (context.get("bot_user_id"), context.get("bot_id"))
-        identity = getattr(self, "_identity", None)
+        identity = self._identity
         if identity is None:
             auth = self.client.auth_test()
             identity = self._identity = (auth.get("user_id"), auth.get("bot_id"))

@@ -480,3 +480,17 @@ def test_failed_update_falls_back_to_a_new_message_and_apology_when_posting_fail
     bot.settle()
     (only,) = slack.thread_messages("C0GENERAL", "1700001900.000100")
     assert "couldn't post my answer" in only["text"]
+
+
+def test_allowlisted_user_may_learn_without_being_a_slack_admin(settings, slack):
+    slack.add_user("U0LISTED")  # an ordinary Slack member …
+    cfg = settings.model_copy(update={"admin_user_ids": ["U0LISTED"]})  # … on docent's admin allowlist
+    docent = Docent.from_settings(cfg)
+    try:
+        file = slack.add_file(FakeFile("F0AL", "hangar.md", HANGAR.encode(), mimetype="text/markdown"))
+        with serve(docent, cfg, slack) as bot:
+            bot.send(mention_event("learn", user="U0LISTED", channel="C0DOCS", ts="1700002000.000100", files=[file]))
+            bot.settle()
+        assert [d.name for d in docent.admin.list_documents(Scope(TEAM_ID, "C0DOCS"))] == ["hangar.md"]
+    finally:
+        docent.close()

@@ -18,7 +18,7 @@ def test_run_bench_reports_every_figure(tmp_path):
     )
     assert result["ingest_chunks"] > 3  # several chunks per generated document
     assert result["ingest_chunks_per_s"] > 0 and result["model_chunks_per_s"] > 0
-    assert set(result["query_p50_ms"]) == {"300", "1200"} == set(result["query_p95_ms"])
+    assert set(result["query_p50_ms"]) == {"300", "1200"} == set(result["query_p95_ms"]) == set(result["store_search_p95_ms"])
     for size in ("300", "1200"):
         assert 0 < result["query_p50_ms"][size] <= result["query_p95_ms"][size]
     assert result["peak_rss_mb"] > 50 and result["cores"] >= 1
