@@ -27,7 +27,7 @@ from knowledge.chain import (
     system_prompt,
 )
 from knowledge.extractive import MODEL_NAME as EXTRACTIVE_MODEL
-from knowledge.extractive import ExtractiveChatModel
+from knowledge.extractive import GATED_MIN_COVERAGE, ExtractiveChatModel
 from knowledge.types import Hit
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ class AnswerEngine:
     ) -> None:
         self._settings = settings
         self._model = chat_model if chat_model is not None else make_chat_model(settings)
-        self._fallback = ExtractiveChatModel()
+        self._fallback = ExtractiveChatModel(min_coverage=GATED_MIN_COVERAGE)
         self._sleep = sleep
 
     @property

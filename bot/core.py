@@ -22,7 +22,7 @@ from langchain_core.language_models import BaseChatModel
 from admin.db import Database
 from admin.operations import AdminOperations
 from bot.answering import AnswerEngine
-from bot.guards.injection import default_detector, is_flagged, scan_document
+from bot.guards.injection import DocumentScanner, default_detector, is_flagged
 from bot.guards.output import check_output, make_canary
 from bot.guards.pipeline import Admission, GuardPipeline
 from bot.settings import Settings, get_settings
@@ -102,11 +102,14 @@ class Docent:
         )
         db = Database(settings.sqlalchemy_url)
         db.migrate()
-        detector = default_detector()
+        # With MiniLM the detectors add their embedding layers (classifier, off-topic requests);
+        # with the test-only hash embedder they fall back to patterns.
+        detector = default_detector(embedder)
         guards = GuardPipeline.from_settings(settings, db, detector=detector)
+        doc_scanner = DocumentScanner(detector, embedder)
 
         def scanner(text: str) -> list[str]:
-            findings = scan_document(text, detector)
+            findings = doc_scanner.scan(text)
             return [f.passage for f in findings] if is_flagged(findings) else []
 
         admin = AdminOperations(

@@ -316,8 +316,8 @@ def eval_retrieval(
     with _progress() as progress:
         task = progress.add_task("indexing", total=None)
 
-        def on_progress(done: int, total: int, what: str = "indexing") -> None:
-            progress.update(task, completed=done, total=total, description=what)
+        def on_progress(stage: str, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total, description=stage)
 
         result = evaluate_beir(beir, embedder=embedder, work_dir=settings.data_dir / "eval", on_progress=on_progress)
     result = {"dataset": beir.name, "cores": os.cpu_count(), **result}
@@ -352,9 +352,11 @@ def eval_injection(
     """Detection and false-positive rates of the prompt-injection detector."""
     from bot.guards.injection import default_detector
     from bot.guards.injection_eval import evaluate_injection_file
+    from knowledge.embeddings import make_embedder
 
-    _settings()
-    _print_result(evaluate_injection_file(file, default_detector()), as_json)
+    settings = _settings()
+    embedder = make_embedder(settings.embedder, settings.embedding_model_path, settings.embedding_batch_size)
+    _print_result(evaluate_injection_file(file, default_detector(embedder)), as_json)
 
 
 def _print_result(result: dict, as_json: bool) -> None:
@@ -378,6 +380,9 @@ def bench(
     as_json: bool = typer.Option(False, "--json"),
     sizes: str = typer.Option("10000,100000", help="Chunk counts for the query latency benchmark."),
     queries: int = typer.Option(200, help="Queries per size."),
+    corpus: Optional[Path] = typer.Option(
+        None, help="Folder of real documents for the ingest benchmark (default: generated text)."
+    ),
 ):
     """Throughput, latency and memory benchmarks."""
     settings = _settings()
@@ -389,11 +394,11 @@ def bench(
         with _progress() as progress:
             task = progress.add_task("bench", total=None)
 
-            def on_progress(done: int, total: int, what: str = "bench") -> None:
-                progress.update(task, completed=done, total=total, description=what)
+            def on_progress(stage: str, done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total, description=stage)
 
             result = run_bench(
-                embedder=embedder, work_dir=settings.data_dir / "bench",
+                embedder=embedder, work_dir=settings.data_dir / "bench", corpus_dir=corpus,
                 sizes=tuple(int(s) for s in sizes.split(",") if s), queries=queries, on_progress=on_progress,
             )
     elif target == "slack":

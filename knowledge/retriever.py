@@ -28,7 +28,7 @@ class HybridRetriever(BaseRetriever):
     embedder: Embeddings
     scope: Scope
     k: int = 5
-    relevance_threshold: float = 0.30
+    relevance_threshold: float = 0.40
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         """Top `k` hits for `query` among chunks this retriever's scope may read."""

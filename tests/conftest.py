@@ -73,4 +73,6 @@ def settings(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     from bot.settings import Settings
 
-    return Settings(data_dir=tmp_path / "data", embedder="hash", _env_file=None)
+    # The hash embedder's cosines run lower than MiniLM's; 0.30 is its equivalent of the
+    # calibrated MiniLM default.
+    return Settings(data_dir=tmp_path / "data", embedder="hash", relevance_threshold=0.30, _env_file=None)

@@ -414,8 +414,10 @@ class DocumentScanner:
         off_topic_similarity: float = 0.25,
     ):
         # Direct-question detectors (and the embedding classifier trained on questions) flag
-        # ordinary handbook imperatives, so documents get their own heuristic layer by default.
-        self.detector = detector or document_detector()
+        # ordinary handbook imperatives ("you are now in charge of …", "just write"), so the
+        # document layer always runs and a caller's detector only adds its *high* verdicts.
+        self.document_layer = document_detector()
+        self.extra_detector = detector
         self.embedder = embedder
         self.off_topic_similarity = off_topic_similarity
         self._vector_cache: dict[str, object] = {}
@@ -428,9 +430,12 @@ class DocumentScanner:
             passages.append(normalize_text(smuggled))
         findings: list[Finding] = []
         flagged: set[int] = set()
-        direct = detect_many(self.detector, passages)
+        verdicts = detect_many(self.document_layer, passages)
+        if self.extra_detector is not None:
+            extra = detect_many(self.extra_detector, passages)
+            verdicts = [combine([v, e]) if e.level >= ThreatLevel.high else v for v, e in zip(verdicts, extra)]
         for i, passage in enumerate(passages):
-            verdict = direct[i]
+            verdict = verdicts[i]
             if smuggled and i == len(passages) - 1:
                 verdict = combine([verdict, Verdict(ThreatLevel.high, 1.0, ("smuggled_tag_characters",))])
             if verdict.level >= ThreatLevel.low:
@@ -446,7 +451,7 @@ class DocumentScanner:
 
         missing = [p for p in dict.fromkeys(passages) if p not in self._vector_cache]
         if missing:
-            if len(self._vector_cache) > 100_000:
+            if len(self._vector_cache) > 20_000:  # bounded: ~30 MB of vectors
                 self._vector_cache.clear()
             for passage, vector in zip(missing, self.embedder.embed_array(missing)):
                 self._vector_cache[passage] = vector
@@ -491,7 +496,12 @@ def is_request_shaped(passage: str) -> bool:
 
 
 def scan_document(text: str, detector: InjectionDetector | None = None, embedder=None) -> list[Finding]:
-    """Suspicious passages of a document (empty list = nothing found)."""
+    """Suspicious passages of a document (empty list = nothing found).
+
+    The document heuristics always run; `detector` (e.g. the question detector) adds only
+    its `high` verdicts. Pass the MiniLM `embedder` to enable the off-topic-request layer
+    (without it, stand-alone task requests like "Explain photosynthesis." are not caught).
+    """
     return DocumentScanner(detector, embedder).scan(text)
 
 

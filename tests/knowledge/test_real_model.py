@@ -38,7 +38,9 @@ def retriever(embedder, tmp_path):
     for name, text in TEXTS.items():
         chunks = make_chunks(SCOPE, name, [text])
         store.add(chunks, embedder.embed_array([text]))
-    yield HybridRetriever(store=store, embedder=embedder, scope=SCOPE, k=3)
+    # One-sentence documents score lower than real chunks (which carry their title and
+    # headings): the product default (0.40, calibrated on the handbook QA set) is for those.
+    yield HybridRetriever(store=store, embedder=embedder, scope=SCOPE, k=3, relevance_threshold=0.35)
     store.close()
 
 
