@@ -13,10 +13,11 @@ Runs from a source checkout: the fake Discord API lives in `tests/fakes/discord_
 
 from __future__ import annotations
 
+from connectors.source_fakes import load_fake
+
 import asyncio
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -81,18 +82,7 @@ class DeferralFigures:
 
 
 def _fake_discord_api():
-    """tests/fakes/discord_api.py of this source checkout (the `docent` script doesn't put it on sys.path)."""
-    try:
-        from tests.fakes import discord_api
-    except ModuleNotFoundError:
-        root = Path(__file__).resolve().parents[2]
-        if not (root / "tests" / "fakes" / "discord_api.py").is_file():
-            raise RuntimeError(
-                "docent bench discord runs from a source checkout: it needs tests/fakes/discord_api.py"
-            ) from None
-        sys.path.insert(0, str(root))
-        from tests.fakes import discord_api
-    return discord_api
+    return load_fake("discord_api")
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -11,6 +11,8 @@ Both run the real Bolt app over signed HTTP on loopback against the fake Slack W
 
 from __future__ import annotations
 
+from connectors.source_fakes import load_fake
+
 import json
 import os
 import random
@@ -42,11 +44,7 @@ BENCH_QUESTION = "Which class is train travel for trips longer than four hours?"
 
 
 def _fake_slack():
-    try:
-        from tests.fakes import slack_api
-    except ImportError as err:  # installed without the source tree
-        raise RuntimeError("docent bench slack runs from a source checkout (it needs tests/fakes).") from err
-    return slack_api
+    return load_fake("slack_api")
 
 
 class SlowChatModel(BaseChatModel):
