@@ -41,7 +41,7 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
 
 # Bump when loading or chunking changes what a document turns into: it is mixed into
 # `content_hash`, so the next upload of an unchanged file re-ingests with the new code.
-PIPELINE_VERSION = "loaders-1/chunking-1"
+PIPELINE_VERSION = "loaders-2/chunking-1"
 
 # DOCX (zip) limits, checked from the zip directory before anything is decompressed.
 MAX_DOCX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
@@ -401,6 +401,7 @@ def _load_pdf(name: str, data: bytes, draft: _Draft) -> tuple[str | None, int]:
         raise CorruptDocument(name, "the PDF is damaged and can't be read") from exc
 
     headings = _pdf_outline_by_page(reader)
+    starts_on = _pdf_bookmarks_starting_on(reader)
     failed: list[int] = []
     blank = 0
     for index in range(n_pages):
@@ -413,7 +414,8 @@ def _load_pdf(name: str, data: bytes, draft: _Draft) -> tuple[str | None, int]:
         if not text.strip():
             blank += 1
             continue
-        draft.add(text, page=index + 1, heading_path=headings.get(index + 1, ()))
+        for segment, heading_path in _split_at_bookmarks(text, headings.get(index + 1, ()), starts_on.get(index + 1, [])):
+            draft.add(segment, page=index + 1, heading_path=heading_path)
     if failed and not draft.sections:
         raise CorruptDocument(name, "the PDF is damaged: no page could be read")
     if failed:
@@ -436,8 +438,34 @@ def _pdf_title(reader) -> str | None:
         return None
 
 
-def _pdf_outline_by_page(reader) -> dict[int, tuple[str, ...]]:
-    """Heading path in force at the top of each page, from the PDF's bookmarks (if any)."""
+def _split_at_bookmarks(
+    text: str, carried: tuple[str, ...], starting: list[tuple[str, ...]]
+) -> list[tuple[str, tuple[str, ...]]]:
+    """Split a page's text where the bookmarks that start on it appear, so each part carries its
+    own heading: a section starting mid-page isn't labelled with the previous one."""
+    parts: list[tuple[str, tuple[str, ...]]] = []
+    cursor, current = 0, carried
+    for path in starting:
+        at = text.find(path[-1], cursor) if path else -1
+        if at < 0:
+            continue  # title not found in the text layer: keep the page-level label
+        if text[cursor:at].strip():
+            parts.append((text[cursor:at], current))
+        cursor, current = at, path
+    if text[cursor:].strip():
+        parts.append((text[cursor:], current))
+    return parts or [(text, carried)]
+
+
+def _pdf_bookmarks_starting_on(reader) -> dict[int, list[tuple[str, ...]]]:
+    """Bookmarks' heading paths by the page they point to, in outline order."""
+    out: dict[int, list[tuple[str, ...]]] = {}
+    for page, path in _pdf_bookmark_starts(reader):
+        out.setdefault(page, []).append(path)
+    return out
+
+
+def _pdf_bookmark_starts(reader) -> list[tuple[int, tuple[str, ...]]]:
     starts: list[tuple[int, tuple[str, ...]]] = []
 
     def walk(items, parents: tuple[str, ...]) -> None:
@@ -460,10 +488,16 @@ def _pdf_outline_by_page(reader) -> dict[int, tuple[str, ...]]:
     try:
         walk(reader.outline, ())
     except Exception:  # outlines are optional and often broken
-        return {}
+        return []
+    starts.sort(key=lambda s: s[0])  # stable: same-page entries keep outline order
+    return starts
+
+
+def _pdf_outline_by_page(reader) -> dict[int, tuple[str, ...]]:
+    """Heading path in force at the top of each page, from the PDF's bookmarks (if any)."""
+    starts = _pdf_bookmark_starts(reader)
     if not starts:
         return {}
-    starts.sort(key=lambda s: s[0])  # stable: same-page entries keep outline order
     by_page: dict[int, tuple[str, ...]] = {}
     for page, path in starts:
         by_page[page] = path  # the last heading starting on a page wins for the next pages

@@ -507,3 +507,15 @@ def test_utf16_without_bom_is_detected(encoding: str):
     sentence = "This is a test document for unit tests. Grüße aus München."
     doc = load_document("nobom.txt", sentence.encode(encoding), max_bytes=LIMIT)
     assert full_text(doc) == sentence
+
+
+def test_pdf_sections_starting_mid_page_carry_their_own_bookmark():
+    """A bookmark pointing into a page splits that page: the hotel rules on page 2 are cited under
+    '3. Hotels', not under the section carried over from page 1."""
+    from pathlib import Path
+
+    pdf = Path(__file__).resolve().parents[2] / "knowledge" / "samples" / "travel-policy.pdf"
+    doc = load_document(pdf.name, pdf.read_bytes(), max_bytes=10_000_000)
+    hotel = [s for s in doc.sections if "nightly hotel limit" in s.text]
+    assert hotel and hotel[0].page == 2 and hotel[0].heading_path == ("3. Hotels",)
+    assert all("nightly hotel limit" not in s.text for s in doc.sections if s.heading_path == ("2. Flights",))
