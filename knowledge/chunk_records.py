@@ -8,6 +8,13 @@ from collections.abc import Iterable
 
 from knowledge.types import Chunk
 
+DIM = 384  # all-MiniLM-L6-v2
+UPSERT_BATCH = 256
+SCROLL_PAGE = 1024
+INDEXED_FIELDS = ("workspace", "channel", "doc_id", "content_hash")
+# Everything but the chunk text: enough to list documents without reading every chunk's text.
+LISTING_FIELDS = ["doc_id", "title", "source", "url", "content_hash", "ingested_at", "page", "workspace", "channel"]
+
 # Fixed namespace: the same chunk of the same document version always gets the same point id,
 # so re-ingesting identical content overwrites instead of duplicating.
 _NAMESPACE = uuid.UUID("5b1f8a52-3c0e-4d7a-9a57-0d0c3e6f1a42")

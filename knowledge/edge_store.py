@@ -24,18 +24,20 @@ from knowledge.fusion import (
     candidate_limit,
     fuse_candidates,
 )
-from knowledge.chunk_records import documents_from_payloads, newest_hash, point_id
+from knowledge.chunk_records import (
+    DIM,
+    INDEXED_FIELDS,
+    LISTING_FIELDS,
+    SCROLL_PAGE,
+    UPSERT_BATCH,
+    documents_from_payloads,
+    newest_hash,
+    point_id,
+)
 from knowledge.types import Chunk, Hit, Scope
 
 log = logging.getLogger(__name__)
 
-DIM = 384
-_UPSERT_BATCH = 256
-_SCROLL_PAGE = 1024
-_INDEXED_FIELDS = ("workspace", "channel", "doc_id", "content_hash")
-# Everything but the chunk text: enough to list documents without reading every chunk's text.
-_LISTING_FIELDS = ["doc_id", "title", "source", "url", "content_hash", "ingested_at", "page",
-                   "workspace", "channel"]
 
 
 def scope_filter(scope: Scope) -> qe.Filter:
@@ -71,7 +73,7 @@ class EdgeChunkStore:
             self.path.mkdir(parents=True, exist_ok=True)
             self._shard = qe.EdgeShard.create(str(self.path), config)
         existing = set(self._shard.info().payload_schema)
-        for name in _INDEXED_FIELDS:
+        for name in INDEXED_FIELDS:
             if name not in existing:
                 self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
 
@@ -95,8 +97,8 @@ class EdgeChunkStore:
             )
         with self._lock:
             self._check_open()
-            for start in range(0, len(points), _UPSERT_BATCH):
-                self._shard.update(qe.UpdateOperation.upsert_points(points[start : start + _UPSERT_BATCH]))
+            for start in range(0, len(points), UPSERT_BATCH):
+                self._shard.update(qe.UpdateOperation.upsert_points(points[start : start + UPSERT_BATCH]))
 
     def replace_document(self, doc_id: str, chunks: Sequence[Chunk], dense: np.ndarray) -> None:
         hashes = {c.content_hash for c in chunks}
@@ -130,7 +132,7 @@ class EdgeChunkStore:
                 qe.FieldCondition("channel", match=qe.MatchValue(scope.storage_channel)),
             ]
         )
-        return documents_from_payloads(self._scroll(exact, _LISTING_FIELDS))
+        return documents_from_payloads(self._scroll(exact, LISTING_FIELDS))
 
     def search(self, query: str, query_vector: np.ndarray, scope: Scope, limit: int = 5) -> list[Hit]:
         if limit <= 0:
@@ -206,7 +208,7 @@ class EdgeChunkStore:
             with self._lock:
                 self._check_open()
                 records, offset = self._shard.scroll(
-                    qe.ScrollRequest(offset=offset, limit=_SCROLL_PAGE, filter=flt, with_payload=fields)
+                    qe.ScrollRequest(offset=offset, limit=SCROLL_PAGE, filter=flt, with_payload=fields)
                 )
             for r in records:
                 yield r.payload or {}

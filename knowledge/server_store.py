@@ -14,7 +14,16 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from knowledge import sparse
-from knowledge.chunk_records import documents_from_payloads, newest_hash, point_id
+from knowledge.chunk_records import (
+    DIM,
+    INDEXED_FIELDS,
+    LISTING_FIELDS,
+    SCROLL_PAGE,
+    UPSERT_BATCH,
+    documents_from_payloads,
+    newest_hash,
+    point_id,
+)
 from knowledge.fusion import (
     DEFAULT_FUSION,
     DENSE_VECTOR,
@@ -27,12 +36,6 @@ from knowledge.types import Chunk, Hit, Scope
 
 log = logging.getLogger(__name__)
 
-DIM = 384
-_UPSERT_BATCH = 256
-_SCROLL_PAGE = 1024
-_INDEXED_FIELDS = ("workspace", "channel", "doc_id", "content_hash")
-_LISTING_FIELDS = ["doc_id", "title", "source", "url", "content_hash", "ingested_at", "page",
-                   "workspace", "channel"]
 
 
 def scope_filter(scope: Scope) -> models.Filter:
@@ -95,7 +98,7 @@ class QdrantServerStore:
                 sparse_vectors_config={sparse.SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             )
             if not self._local:  # local mode warns that payload indexes have no effect
-                for name in _INDEXED_FIELDS:
+                for name in INDEXED_FIELDS:
                     self._client.create_payload_index(
                         self.collection, name, field_schema=models.PayloadSchemaType.KEYWORD
                     )
@@ -123,8 +126,8 @@ class QdrantServerStore:
             )
         with self._lock:
             self._check_open()
-            for start in range(0, len(points), _UPSERT_BATCH):
-                self._client.upsert(self.collection, points[start : start + _UPSERT_BATCH], wait=True)
+            for start in range(0, len(points), UPSERT_BATCH):
+                self._client.upsert(self.collection, points[start : start + UPSERT_BATCH], wait=True)
 
     def replace_document(self, doc_id: str, chunks: Sequence[Chunk], dense: np.ndarray) -> None:
         hashes = {c.content_hash for c in chunks}
@@ -158,7 +161,7 @@ class QdrantServerStore:
                 models.FieldCondition(key="channel", match=models.MatchValue(value=scope.storage_channel)),
             ]
         )
-        return documents_from_payloads(self._scroll(exact, _LISTING_FIELDS))
+        return documents_from_payloads(self._scroll(exact, LISTING_FIELDS))
 
     def search(self, query: str, query_vector: np.ndarray, scope: Scope, limit: int = 5) -> list[Hit]:
         if limit <= 0:
@@ -223,7 +226,7 @@ class QdrantServerStore:
             with self._lock:
                 self._check_open()
                 records, offset = self._client.scroll(
-                    self.collection, scroll_filter=flt, limit=_SCROLL_PAGE, offset=offset,
+                    self.collection, scroll_filter=flt, limit=SCROLL_PAGE, offset=offset,
                     with_payload=fields, with_vectors=False,
                 )
             for r in records:
