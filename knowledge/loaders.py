@@ -90,6 +90,15 @@ class _Draft:
     first_h1: str | None = None
     warnings: list[str] = field(default_factory=list)
 
+    def enter_heading(self, path: list[tuple[int, str]], level: int, heading: str) -> None:
+        """A heading at `level` closes deeper-or-equal open headings and opens itself in `path`."""
+        while path and path[-1][0] >= level:
+            path.pop()
+        if heading:
+            path.append((level, heading))
+            if level <= 1 and self.first_h1 is None:
+                self.first_h1 = heading
+
     def add(self, text: str, *, page: int | None = None, heading_path: tuple[str, ...] = ()) -> None:
         text = clean_text(text).strip("\n")
         if text.strip():
@@ -328,13 +337,7 @@ def _load_markdown(text: str, draft: _Draft) -> str | None:
         if h:
             heading = _inline_markdown_to_text(h.group(2) or "")
             flush()
-            level = len(h.group(1))
-            while path and path[-1][0] >= level:
-                path.pop()
-            if heading:
-                path.append((level, heading))
-                if level == 1 and draft.first_h1 is None:
-                    draft.first_h1 = heading
+            draft.enter_heading(path, len(h.group(1)), heading)
             continue
         lines.append(line)
     flush()
@@ -591,17 +594,8 @@ def _load_docx(name: str, data: bytes, draft: _Draft) -> str | None:
             if level is not None and text:
                 heading = " ".join(text.split())
                 flush()
-                if level == 0:  # "Title" style: the document's title, above every heading
-                    path.clear()
-                    if draft.first_h1 is None:
-                        draft.first_h1 = heading
-                    path.append((0, heading))
-                    continue
-                while path and path[-1][0] >= level:
-                    path.pop()
-                path.append((level, heading))
-                if level == 1 and draft.first_h1 is None:
-                    draft.first_h1 = heading
+                # Level 0 is the "Title" style: the document's title, above every heading.
+                draft.enter_heading(path, level, heading)
                 continue
             if text:
                 lines.append(text)
@@ -727,13 +721,7 @@ def _walk_html(soup, draft: _Draft) -> None:
             heading = node.get_text(" ", strip=True)
             heading = " ".join(heading.split())
             flush()
-            level = _HTML_HEADINGS[name]
-            while path and path[-1][0] >= level:
-                path.pop()
-            if heading:
-                path.append((level, heading))
-                if level == 1 and draft.first_h1 is None:
-                    draft.first_h1 = heading
+            draft.enter_heading(path, _HTML_HEADINGS[name], heading)
             continue
         if name == "br":
             parts.append("\n")
