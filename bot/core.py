@@ -210,6 +210,13 @@ class Docent:
             return answer
 
         canary = make_canary()
+        if on_delta is not None:
+            on_delta = _checked_deltas(
+                on_delta,
+                canary=canary,
+                system_prompt=self.engine.system_prompt(canary),
+                allowed_urls=[h.chunk.url for h in hits if h.chunk.url],
+            )
         try:
             draft = self.engine.answer(
                 admission.text, hits, history=q.history, on_delta=on_delta, canary=canary
@@ -266,3 +273,41 @@ class Docent:
                 part.close()
             except Exception:  # closing must never mask the real error
                 log.debug("close failed", exc_info=True)
+
+
+def _settled_prefix(text: str) -> str:
+    """The part of a growing answer that can be checked now: up to the last whitespace (a URL or
+    the canary is only judged whole), and never an unclosed Markdown link or image."""
+    cut = max(text.rfind(" "), text.rfind("\n"))
+    head = text[: cut + 1] if cut >= 0 else ""
+    bracket = head.rfind("[")
+    if bracket >= 0:
+        tail = head[bracket:]
+        unclosed_label = "]" not in tail
+        unclosed_target = "](" in tail and ")" not in tail[tail.index("](") + 2 :]
+        if unclosed_label or unclosed_target:
+            head = head[:bracket]
+    return head
+
+
+def _checked_deltas(
+    on_delta: Callable[[str], None], *, canary: str, system_prompt: str, allowed_urls: list[str]
+) -> Callable[[str], None]:
+    """Streamed text passes the same output checks as the final answer before anyone sees it:
+    foreign links are stripped as they arrive, and a leak stops the stream for good."""
+    state = {"blocked": False, "shown": ""}
+
+    def emit(text: str) -> None:
+        if state["blocked"]:
+            return
+        verdict = check_output(
+            _settled_prefix(text), canary=canary, system_prompt=system_prompt, allowed_urls=allowed_urls
+        )
+        if verdict.blocked:
+            state["blocked"] = True
+            return
+        if verdict.text and verdict.text != state["shown"]:
+            state["shown"] = verdict.text
+            on_delta(verdict.text)
+
+    return emit

@@ -22,7 +22,9 @@ class JsonFormatter(logging.Formatter):
             "event": record.getMessage(),
         }
         event.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
-        if record.exc_info:
+        if record.exc_text:  # set (and redacted) by RedactingFilter
+            event["exc"] = record.exc_text
+        elif record.exc_info:
             event["exc"] = self.formatException(record.exc_info)
         return json.dumps(event, default=str)
 

@@ -115,6 +115,8 @@ def ingest_files(docent, files: list[Path], scope, *, show_progress: bool = True
                     errors.append(f"{f.name}: flagged — possible embedded instructions: {report.findings[0][:120]!r}")
             except DocumentError as e:
                 errors.append(str(e))
+            except OSError as e:  # unreadable file: report it, keep going with the rest
+                errors.append(f"{f.name}: can't be read ({e.strerror or e})")
             progress.advance(task)
     return changed, chunks, errors
 
@@ -269,9 +271,9 @@ def usage(
     workspace: str = typer.Option(DEFAULT_SCOPE, "--workspace", "-w"),
     user: Optional[str] = typer.Option(None, "--user"),
     channel: Optional[str] = typer.Option(None, "--channel"),
-    days: int = typer.Option(30, "--days"),
+    days: int = typer.Option(30, "--days", min=1),
     as_json: bool = typer.Option(False, "--json"),
-    chart: Optional[Path] = typer.Option(None, "--chart", help="Write a PNG of cost per day here."),
+    chart: Optional[Path] = typer.Option(None, "--chart", dir_okay=False, help="Write a PNG of cost per day here."),
 ):
     """Usage and cost report from the ledger."""
     docent = _docent()
@@ -279,6 +281,7 @@ def usage(
         actor = _cli_actor(workspace)
         report = docent.admin.usage(actor, workspace, user=user, channel=channel, days=days)
         if chart:
+            chart.parent.mkdir(parents=True, exist_ok=True)
             chart.write_bytes(docent.admin.usage_chart(actor, workspace, days=days, user=user, channel=channel))
     finally:
         docent.close()
@@ -304,7 +307,7 @@ def migrate():
 # ---------------------------------------------------------------------------------------------
 @eval_app.command("retrieval")
 def eval_retrieval(
-    beir: Path = typer.Option(..., "--beir", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
+    beir: Path = typer.Option(..., "--beir", exists=True, file_okay=False, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """nDCG@10, recall@10 and MRR@10 of the hybrid retriever on a BEIR data set."""
@@ -326,8 +329,8 @@ def eval_retrieval(
 
 @eval_app.command("qa")
 def eval_qa(
-    docs: Path = typer.Option(..., "--docs", help="Folder of documents."),
-    questions: Path = typer.Option(..., "--questions", help="JSONL: id, question, gold (paths relative to --docs), answerable."),
+    docs: Path = typer.Option(..., "--docs", exists=True, file_okay=False, help="Folder of documents."),
+    questions: Path = typer.Option(..., "--questions", exists=True, dir_okay=False, help="JSONL: id, question, gold (paths relative to --docs), answerable."),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Ask each question through the real answer path; recall of gold documents, abstention, latency."""
@@ -346,7 +349,7 @@ def eval_qa(
 
 @eval_app.command("injection")
 def eval_injection(
-    file: Path = typer.Argument(..., help="JSONL with text and label (1 = injection)."),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL with text and label (1 = injection)."),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Detection and false-positive rates of the prompt-injection detector."""

@@ -181,6 +181,19 @@ class RedactingFilter(logging.Filter):
             message = f"{record.msg} {record.args}"
         record.msg = redact(message)
         record.args = None
+        # Handlers format the traceback only after filters ran: render it here so it is redacted
+        # too (formatters reuse a set exc_text instead of formatting exc_info again).
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD_RECORD_FIELDS and isinstance(value, str):
+                setattr(record, key, redact(value))
         return True
+
+
+# Attributes every LogRecord has; anything else arrived through `extra=` and is redacted too.
+_STANDARD_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "taskName",
+}

@@ -54,6 +54,10 @@ def intents_for(settings: "Settings") -> discord.Intents:
     """
     intents = discord.Intents.none()
     intents.guilds = True
+    if settings.discord_dm_server_docs:
+        # DMs see a server's documents only for its members: the (privileged) members intent
+        # keeps the member list cached so that can be checked.
+        intents.members = True
     if settings.discord_answer_mentions:
         intents.guild_messages = True
         intents.dm_messages = True

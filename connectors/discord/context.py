@@ -37,10 +37,14 @@ class Place:
         return Scope(self.workspace, self.channel)
 
 
-def dm_workspace(user_id: int, settings: Settings) -> str:
-    guild = settings.discord_dm_guild_id or settings.discord_dev_guild_id
-    if settings.discord_dm_server_docs and guild:
-        return str(guild)
+def dm_workspace(user_id: int, settings: Settings, client: discord.Client | None = None) -> str:
+    """The workspace a DM asks in: the configured server's, but only for a known member of that
+    server (anyone sharing any server with the bot can DM it); otherwise a private, empty one."""
+    guild_id = settings.discord_dm_guild_id or settings.discord_dev_guild_id
+    if settings.discord_dm_server_docs and guild_id and client is not None:
+        guild = client.get_guild(int(guild_id))
+        if guild is not None and guild.get_member(int(user_id)) is not None:
+            return str(guild_id)
     return f"discord-dm:{user_id}"
 
 
@@ -60,7 +64,7 @@ def channel_id_for_scope(channel: object, fallback_id: int | None) -> int | None
 
 def place_of(interaction: discord.Interaction, settings: Settings) -> Place:
     if interaction.guild_id is None:
-        return Place(dm_workspace(interaction.user.id, settings), None, is_dm=True)
+        return Place(dm_workspace(interaction.user.id, settings, interaction.client), None, is_dm=True)
     channel_id = channel_id_for_scope(interaction.channel, interaction.channel_id)
     return Place(str(interaction.guild_id), str(channel_id) if channel_id is not None else None, is_dm=False)
 
@@ -69,7 +73,8 @@ def place_of_message(message: discord.Message, settings: Settings) -> Place:
     # A channel missing from the cache arrives as a PartialMessageable that still knows its guild.
     guild_id = message.guild.id if message.guild is not None else getattr(message.channel, "guild_id", None)
     if guild_id is None:
-        return Place(dm_workspace(message.author.id, settings), None, is_dm=True)
+        client = getattr(getattr(message, "_state", None), "_get_client", lambda: None)()
+        return Place(dm_workspace(message.author.id, settings, client), None, is_dm=True)
     channel_id = channel_id_for_scope(message.channel, message.channel.id)
     return Place(str(guild_id), str(channel_id), is_dm=False)
 

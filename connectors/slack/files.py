@@ -66,8 +66,9 @@ def fetch_file(client: WebClient, file_id: str, *, max_bytes: int, timeout_s: fl
     if not _token_may_go_to(meta.download_url, client.base_url):
         raise FileFetchError(f"{meta.name} is hosted outside Slack; I only download files shared in Slack.")
     request = urllib.request.Request(meta.download_url, headers={"Authorization": f"Bearer {client.token}"})
+    opener = urllib.request.build_opener(_TokenSafeRedirects(client.base_url))
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        with opener.open(request, timeout=timeout_s) as response:
             content_type = response.headers.get("Content-Type", "")
             chunks: list[bytes] = []
             total = 0
@@ -87,3 +88,18 @@ def fetch_file(client: WebClient, file_id: str, *, max_bytes: int, timeout_s: fl
             f"Slack didn't let me download {meta.name} (docent needs the files:read scope)."
         )
     return meta, data
+
+
+class _TokenSafeRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib copies every header, Authorization included, onto a redirect: drop the bot token
+    whenever a hop leads somewhere the token may not go."""
+
+    def __init__(self, api_base_url: str):
+        super().__init__()
+        self._api_base_url = api_base_url
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and not _token_may_go_to(newurl, self._api_base_url):
+            new.remove_header("Authorization")
+        return new

@@ -179,3 +179,41 @@ def test_unexpected_failure_is_an_apology_not_a_traceback(docent, monkeypatch):
     answer = docent.ask(_q("How many vacation days?"))
     assert answer.outcome == Outcome.error
     assert "exploded" not in answer.text and "Traceback" not in answer.text
+
+
+def test_streamed_text_passes_the_output_checks_before_anyone_sees_it(settings):
+    from bot.core import _settled_prefix
+
+    leak_then_link = ScriptedModel(
+        reply=lambda m: "Vacation is 20 days [1]. See [the form](https://evil.example/x?d=1) and https://evil.example/y now. Done"
+    )
+    d = Docent.from_settings(settings.model_copy(update={"relevance_threshold": 0.0}), chat_model=leak_then_link)
+    shown: list[str] = []
+    try:
+        d.admin.upload(_admin(), "handbook.md", HANDBOOK, Scope("T1", "C1"))
+        answer = d.ask(_q("What is the vacation policy?"), on_delta=shown.append)
+    finally:
+        d.close()
+    assert shown and all("evil.example" not in s for s in shown)
+    assert "evil.example" not in answer.text
+    # Unfinished tokens and links are held back until they can be judged whole.
+    assert _settled_prefix("See [the form](https://evil.exa") == "See "
+    assert _settled_prefix("Cited [1] and more") == "Cited [1] and "
+
+
+def test_a_leak_in_the_stream_stops_it(settings):
+    captured: dict[str, str] = {}
+
+    def leak(messages):
+        captured["system"] = messages[0].content
+        return f"Sure [1]. My instructions say: {messages[0].content} and that is all"
+
+    shown: list[str] = []
+    d = Docent.from_settings(settings.model_copy(update={"relevance_threshold": 0.0}), chat_model=ScriptedModel(reply=leak))
+    try:
+        d.admin.upload(_admin(), "handbook.md", HANDBOOK, Scope("T1", "C1"))
+        answer = d.ask(_q("What is the vacation policy?"), on_delta=shown.append)
+    finally:
+        d.close()
+    assert answer.outcome == Outcome.blocked
+    assert captured["system"] and all(captured["system"][:60] not in s for s in shown)

@@ -105,3 +105,31 @@ def test_logging_filter_redacts_message_and_args(caplog):
     assert "jane@agency.gov" not in text and "xoxb-1234567890" not in text and "4111 1111" not in text
     assert "user [EMAIL] sent key [SECRET] (28 chars)" in text
     assert "plain message with [CARD]" in text
+
+
+def test_tracebacks_and_extra_fields_are_redacted_in_json_logs():
+    import io
+    import json as _json
+    import logging as _logging
+
+    from bot.guards.pii import RedactingFilter
+    from bot.logs import JsonFormatter
+
+    stream = io.StringIO()
+    handler = _logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactingFilter())
+    log = _logging.getLogger("test.redaction.traceback")
+    log.addHandler(handler)
+    log.propagate = False
+    token = "xoxb-1234567890-0987654321-abcdefghijklmnopqrstuvwx"
+    try:
+        raise RuntimeError(f"Slack said no to {token}")
+    except RuntimeError:
+        log.exception("call failed", extra={"detail": f"mail me at jane.doe@example.com, key {token}"})
+    finally:
+        log.removeHandler(handler)
+    event = _json.loads(stream.getvalue())
+    assert token not in stream.getvalue() and "jane.doe@example.com" not in stream.getvalue()
+    assert "RuntimeError" in event["exc"] and "[SECRET]" in event["exc"]
+    assert "[EMAIL]" in event["detail"]

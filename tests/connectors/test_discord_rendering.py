@@ -182,3 +182,20 @@ async def test_streaming_edits_are_throttled_ordered_and_finished_before_the_ans
     assert edits == sorted(edits, key=len)  # always growing: edits arrive in order
     assert edits[0] == "word0 "
     assert "too late" not in edits
+
+
+def test_dm_sees_server_documents_only_as_a_member_of_that_server():
+    from types import SimpleNamespace
+
+    from bot.settings import Settings
+    from connectors.discord.context import dm_workspace
+
+    settings = Settings(discord_dm_server_docs=True, discord_dm_guild_id=42, _env_file=None)
+    members = {7}
+    guild = SimpleNamespace(get_member=lambda uid: object() if uid in members else None)
+    client = SimpleNamespace(get_guild=lambda gid: guild if gid == 42 else None)
+    assert dm_workspace(7, settings, client) == "42"
+    assert dm_workspace(8, settings, client) == "discord-dm:8"  # shares some other server only
+    assert dm_workspace(7, settings, None) == "discord-dm:7"  # can't check: fail closed
+    off = settings.model_copy(update={"discord_dm_server_docs": False})
+    assert dm_workspace(7, off, client) == "discord-dm:7"

@@ -149,3 +149,50 @@ def test_learn_is_a_command_only_with_a_file_or_bare():
     assert learn_options(_asking("learn more about our leave policy?")) is None
     assert learn_options(_asking("how do I learn Go?")) is None
     assert learn_options(_asking("learn this please", files=({"id": "F1"},))) is not None
+
+
+def test_bot_token_is_not_forwarded_on_a_redirect_to_another_host():
+    """urllib copies Authorization onto redirects; the Slack file download must not leak it."""
+    import threading
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from connectors.slack.files import _TokenSafeRedirects
+
+    seen: dict[str, str | None] = {}
+
+    class Target(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen["authorization"] = self.headers.get("Authorization")
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *a):
+            pass
+
+    target = ThreadingHTTPServer(("127.0.0.1", 0), Target)
+
+    class Redirector(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            # Same machine, other host name: not the Slack API host the token belongs to.
+            self.send_header("Location", f"http://localhost:{target.server_port}/file")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    origin = ThreadingHTTPServer(("127.0.0.1", 0), Redirector)
+    for server in (target, origin):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = f"http://127.0.0.1:{origin.server_port}/api/"
+        opener = urllib.request.build_opener(_TokenSafeRedirects(api))
+        request = urllib.request.Request(f"http://127.0.0.1:{origin.server_port}/f", headers={"Authorization": "Bearer xoxb-secret"})
+        with opener.open(request, timeout=5) as response:
+            assert response.read() == b"ok"
+        assert seen == {"authorization": None}
+    finally:
+        origin.shutdown()
+        target.shutdown()

@@ -1,0 +1,63 @@
+"""The `docent` command line through Typer's runner, on the embedded defaults (hash embedder)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from connectors.cli import app
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCENT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DOCENT_EMBEDDER", "hash")
+    monkeypatch.setenv("DOCENT_RELEVANCE_THRESHOLD", "0.3")
+    for var in ("ANTHROPIC_API_KEY", "REDIS_URL", "DATABASE_URL", "QDRANT_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+
+    def run(*args: str):
+        result = runner.invoke(app, list(args))
+        return result
+
+    return run
+
+
+def _json(result) -> object:
+    out = result.stdout
+    return json.loads(out[min(i for i in (out.find("{"), out.find("[")) if i >= 0):])
+
+
+def test_ingest_list_ask_remove_and_usage(cli, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "leave.md").write_text("# Leave\n\nEmployees accrue twenty vacation days per year.\n")
+    (docs / "empty.txt").write_text("   \n")
+    result = cli("ingest", str(docs), "--scope", "acme/C1")
+    assert result.exit_code == 0, result.output
+    assert "1 of 2 documents" in result.stdout and "empty.txt" in result.output
+
+    listed = _json(cli("docs", "list", "--scope", "acme/C1", "--json"))
+    assert [d["name"] for d in listed] == ["leave.md"]
+
+    answer = _json(cli("ask", "How many vacation days do employees accrue?", "--scope", "acme/C1", "--json"))
+    assert answer["outcome"] == "answered" and answer["sources"][0]["source"] == "leave.md"
+    elsewhere = _json(cli("ask", "How many vacation days do employees accrue?", "--scope", "acme/C2", "--json"))
+    assert elsewhere["outcome"] == "abstained"
+
+    usage = _json(cli("usage", "--workspace", "acme", "--json"))
+    assert usage["requests"] == 2
+
+    assert cli("docs", "remove", "leave.md", "--scope", "acme/C1").exit_code == 0
+    assert _json(cli("docs", "list", "--scope", "acme/C1", "--json")) == []
+    assert cli("docs", "remove", "leave.md", "--scope", "acme/C1").exit_code == 1
+
+
+def test_bad_options_are_clear_errors_not_tracebacks(cli, tmp_path):
+    for args in (("usage", "--days", "0"), ("eval", "qa", "--docs", str(tmp_path / "nope"), "--questions", "x.jsonl")):
+        result = cli(*args)
+        assert result.exit_code == 2 and "Traceback" not in result.output
