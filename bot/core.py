@@ -210,11 +210,12 @@ class Docent:
             return answer
 
         canary = make_canary()
+        system_prompt = self.engine.system_prompt(canary)
         if on_delta is not None:
             on_delta = _checked_deltas(
                 on_delta,
                 canary=canary,
-                system_prompt=self.engine.system_prompt(canary),
+                system_prompt=system_prompt,
                 allowed_urls=[h.chunk.url for h in hits if h.chunk.url],
             )
         try:
@@ -229,7 +230,7 @@ class Docent:
         verdict = check_output(
             draft.text,
             canary=canary,
-            system_prompt=self.engine.system_prompt(canary),
+            system_prompt=system_prompt,
             allowed_urls=[s.url for s in draft.sources if s.url],
         )
         if verdict.blocked:
