@@ -268,6 +268,12 @@ class Docent:
             retry_after_s=retry_after_s,
         )
 
+    def __enter__(self) -> "Docent":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         for part in (self.knowledge.store, self.db):
             try:

@@ -61,3 +61,29 @@ def test_bad_options_are_clear_errors_not_tracebacks(cli, tmp_path):
     for args in (("usage", "--days", "0"), ("eval", "qa", "--docs", str(tmp_path / "nope"), "--questions", "x.jsonl")):
         result = cli(*args)
         assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_folder_ingest_names_files_by_their_path_inside_the_folder(cli, tmp_path):
+    docs = tmp_path / "handbook"
+    for folder, fact in (("travel", "Trains are booked in second class."), ("leave", "Leave requests go to your lead.")):
+        (docs / folder).mkdir(parents=True)
+        (docs / folder / "index.md").write_text(f"# {folder}\n\n{fact}\n")
+    result = cli("ingest", str(docs))
+    assert result.exit_code == 0, result.output
+    assert "2 of 2 documents" in result.stdout
+    listed = _json(cli("docs", "list", "--json"))
+    assert sorted(d["name"] for d in listed) == ["leave/index.md", "travel/index.md"]
+
+
+def test_two_files_with_one_name_are_reported_not_silently_replaced(cli, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "index.md").write_text("# A\n\nThe first index page says alpha.\n")
+    (b / "index.md").write_text("# B\n\nThe second index page says beta.\n")
+    result = cli("ingest", str(a / "index.md"), str(b / "index.md"))
+    assert "1 of 2 documents" in result.stdout
+    assert "same name" in result.output and str(b / "index.md") in result.output
+    listed = _json(cli("docs", "list", "--json"))
+    assert [d["name"] for d in listed] == ["index.md"]
+    answer = _json(cli("ask", "What does the first index page say?", "--json"))
+    assert "alpha" in answer["text"]

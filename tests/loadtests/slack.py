@@ -1,4 +1,4 @@
-"""Load tests for the Slack connector: `docent bench slack` runs `run_slack_bench`.
+"""Load tests for the Slack connector: `python -m tests.loadtests slack` runs `run_slack_bench`.
 
 Both run the real Bolt app over signed HTTP on loopback against the fake Slack Web API in
 `tests/fakes/slack_api.py` (so they run from a source checkout, never against real Slack):
@@ -10,8 +10,6 @@ Both run the real Bolt app over signed HTTP on loopback against the fake Slack W
 """
 
 from __future__ import annotations
-
-from connectors.source_fakes import load_fake
 
 import json
 import os
@@ -44,7 +42,9 @@ BENCH_QUESTION = "Which class is train travel for trips longer than four hours?"
 
 
 def _fake_slack():
-    return load_fake("slack_api")
+    from tests.fakes import slack_api
+
+    return slack_api
 
 
 class SlowChatModel(BaseChatModel):
@@ -237,7 +237,7 @@ def _wait_healthy(port: int, proc: subprocess.Popen, timeout_s: float = 120) -> 
 
 
 def _spawn_bot(port: int, fake, data_dir: Path, *, extra_env: dict[str, str]) -> subprocess.Popen:
-    """`python -m connectors.slack.loadtest serve PORT`: a real `run_http` bot on loopback."""
+    """`python -m tests.loadtests.slack serve PORT`: a real `run_http` bot on loopback."""
     slack_api = _fake_slack()
     env = {
         **os.environ,
@@ -256,7 +256,7 @@ def _spawn_bot(port: int, fake, data_dir: Path, *, extra_env: dict[str, str]) ->
         env.pop(var, None)
     env.update(extra_env)
     return subprocess.Popen(
-        [sys.executable, "-m", "connectors.slack.loadtest", "serve", str(port)],
+        [sys.executable, "-m", "tests.loadtests.slack", "serve", str(port)],
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
 
@@ -365,7 +365,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 def run_slack_bench(
     settings=None, *, mentions: int = 20, llm_delay_s: float = 30.0, events: int = 200, processes: int = 2
 ) -> dict[str, Any]:
-    """Both acceptance measurements as one flat result for `docent bench slack`.
+    """Both acceptance measurements as one flat result for `python -m tests.loadtests slack`.
 
     The duplicate test needs a Redis (settings.redis_url, else REDIS_URL, else localhost); without
     one it is reported as skipped rather than measured against something else.
@@ -427,5 +427,5 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "serve":
         _serve(int(sys.argv[2]))
     else:
-        print("usage: python -m connectors.slack.loadtest serve PORT", file=sys.stderr)
+        print("usage: python -m tests.loadtests.slack serve PORT", file=sys.stderr)
         sys.exit(2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.slack.loadtest import measure_ack_latency, measure_duplicate_answers
+from tests.loadtests.slack import measure_ack_latency, measure_duplicate_answers
 
 
 @pytest.mark.redis

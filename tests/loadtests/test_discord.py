@@ -2,14 +2,14 @@
 
 Twenty `/ask` interactions arrive at once while the chat model is held (it would take 30 s): every
 one must be deferred while the model is still holding, and each answer must follow the release.
-(How fast the deferrals are is a benchmark — `docent bench discord` — not an assertion here.)
+(How fast the deferrals are is a benchmark — `python -m tests.loadtests discord` — not an assertion here.)
 """
 
 from __future__ import annotations
 
 from admin.types import Actor
 from bot.core import Docent
-from connectors.discord.loadtest import (
+from tests.loadtests.discord import (
     BENCH_DOCUMENT,
     BENCH_GUILD,
     SlowExtractiveModel,

@@ -1,4 +1,4 @@
-"""`docent bench discord`: does docent acknowledge Discord within its 3-second deadline under load?
+"""`python -m tests.loadtests discord`: does docent acknowledge Discord within its 3-second deadline under load?
 
 Discord drops an interaction that isn't acknowledged within 3 s. docent defers before it starts
 answering, so the acknowledgement must not depend on how long the model takes. This measures it:
@@ -12,8 +12,6 @@ Runs from a source checkout: the fake Discord API lives in `tests/fakes/discord_
 """
 
 from __future__ import annotations
-
-from connectors.source_fakes import load_fake
 
 import asyncio
 import os
@@ -82,7 +80,9 @@ class DeferralFigures:
 
 
 def _fake_discord_api():
-    return load_fake("discord_api")
+    from tests.fakes import discord_api
+
+    return discord_api
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -166,7 +166,7 @@ async def measure_deferral_latency(
 
 
 def run_discord_bench(settings: Settings, *, concurrent: int = 20, model_delay_s: float = 30.0) -> dict[str, Any]:
-    """`docent bench discord`: a throwaway data dir, one document, 20 concurrent /ask, a 30 s model."""
+    """`python -m tests.loadtests discord`: a throwaway data dir, one document, 20 concurrent /ask, a 30 s model."""
     from bot.core import Docent
 
     model = SlowExtractiveModel(delay_s=model_delay_s)

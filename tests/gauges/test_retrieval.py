@@ -7,7 +7,7 @@ import json
 import pytest
 
 from knowledge.embeddings import HashEmbeddings
-from knowledge.evaluation import (
+from gauges.retrieval import (
     evaluate_beir,
     load_beir,
     mrr_at_k,

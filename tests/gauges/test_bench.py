@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from knowledge.bench import build_synthetic_store, generated_documents, run_bench
+from gauges.bench import build_synthetic_store, generated_documents, run_bench
 from knowledge.embeddings import HashEmbeddings
 from knowledge.types import Scope
 
