@@ -16,7 +16,7 @@ from sqlalchemy import select
 from admin.db import Database
 from admin.models import RequestRecord, from_micro
 
-OUTCOMES = ("answered", "abstained", "rate_limited", "capped", "blocked", "error")
+OUTCOMES = ("answered", "abstained", "rate_limited", "capped", "blocked", "error")  # + "pending" while a call runs
 
 
 @dataclass(frozen=True)

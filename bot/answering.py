@@ -1,33 +1,43 @@
-"""Turns a question and its retrieved hits into a cited draft answer, with Claude or offline.
+"""Turns a question into a cited draft answer by running the answer chain (knowledge/chain.py).
 
-One call: build the delimited prompt, ask the model (streaming if the caller shows progress),
-retry transient failures, fall back to the extractive model if Claude stays unavailable, keep
-only the sources the answer cites (renumbered 1..m), and account tokens, cost and latency.
+Per request the engine builds the one LCEL chain — retrieve → gate → prompt → before_model →
+Claude (our retry policy) `with_fallbacks` the extractive model — runs it, streams partial text
+to the caller through a callback, keeps only the sources the answer cites (renumbered 1..m) and
+accounts tokens, cost and latency. It also prices the worst case of an exact prompt, which the
+core reserves against the caps in `before_model`, right before the model is called.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.retrievers import BaseRetriever
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
 from bot.llm import call_with_retries, is_spend_limit, is_timeout, make_chat_model, model_name_of
 from bot.pricing import cost_usd, max_cost_usd
 from bot.types import PriorTurn, Source, Usage
 from knowledge.chain import (
-    build_messages,
+    AnswerRequest,
+    ChainResult,
+    Prompt,
+    StaticHits,
+    build_answer_chain,
     cite_in_first_appearance_order,
-    fit_sources,
     parse_citations,
     renumber_citations,
     system_prompt,
 )
-from knowledge.extractive import MODEL_NAME as EXTRACTIVE_MODEL
 from knowledge.extractive import GATED_MIN_COVERAGE, ExtractiveChatModel
+from knowledge.extractive import MODEL_NAME as EXTRACTIVE_MODEL
 from knowledge.types import Hit
 
 if TYPE_CHECKING:
@@ -38,10 +48,11 @@ logger = logging.getLogger(__name__)
 FALLBACK_NOTICE = "Claude is unavailable right now, so this answer was extracted directly from the documents."
 UNCITED_SOURCES_SHOWN = 3
 SNIPPET_CHARS = 200
-# Source/message tags, role labels and message framing on top of the budgeted text.
-_PROMPT_OVERHEAD_TOKENS = 200
-_BUDGET_CHARS_PER_TOKEN = 4  # how knowledge.chain turns token budgets into characters
-_WORST_CHARS_PER_TOKEN = 2
+# Role and message framing per message on top of its text, and the request's own framing.
+_TOKENS_PER_MESSAGE = 16
+_TOKENS_PER_REQUEST = 64
+
+Gate = Callable[[str, Sequence[Hit]], bool]
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,8 @@ class DraftAnswer:
     notices: tuple[str, ...] = ()
     fell_back: bool = False
     cited: bool = True  # False: the model cited no source, i.e. it found no answer in them
+    generated: bool = True  # False: the gate found the documents don't answer; no model was called
+    hits: tuple[Hit, ...] = ()  # what retrieval found, best first
 
 
 def history_pairs(history: Sequence[PriorTurn]) -> list[tuple[str, str]]:
@@ -89,11 +102,54 @@ def source_from_hit(n: int, hit: Hit) -> Source:
     )
 
 
-def _text_of(message: BaseMessage) -> str:
+def text_of(message: BaseMessage) -> str:
     content = message.content
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+
+
+def prompt_token_bound(messages: Sequence[BaseMessage]) -> int:
+    """An upper bound on the input tokens of `messages` for any byte-level BPE tokenizer
+    (Claude's included): no token is shorter than one UTF-8 byte, so CJK, emoji or code can't
+    make the bill exceed it, whatever their characters-per-token."""
+    return _TOKENS_PER_REQUEST + sum(
+        len(text_of(m).encode("utf-8")) + _TOKENS_PER_MESSAGE for m in messages
+    )
+
+
+class _StreamedText(BaseCallbackHandler):
+    """Shows a streaming answer: collects the model's tokens and calls `show(text)` with the
+    partial text, its citations already numbered as the final answer will number them
+    (first-appearance numbering is stable as text grows). A new model run — a retry or the
+    fallback — starts the display over. A failing display never fails the answer."""
+
+    def __init__(self, show: Callable[[str], None]):
+        self._show = show
+        self.n_sources = 0
+        self._text = ""
+        self._shown = ""
+        self.streamed = False
+
+    def on_chat_model_start(self, serialized: dict, messages: list, *, run_id: UUID, **kwargs: Any) -> None:
+        self._text = ""
+
+    def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
+        piece = text_of(chunk.message) if chunk is not None and hasattr(chunk, "message") else str(token or "")
+        if not piece:
+            return
+        self._text += piece
+        self.show(cite_in_first_appearance_order(self._text, self.n_sources)[0])
+
+    def show(self, text: str) -> None:
+        if text == self._shown:
+            return
+        self._shown = text
+        self.streamed = True
+        try:
+            self._show(text)
+        except Exception:
+            logger.warning("progress callback failed; continuing without it", exc_info=True)
 
 
 class AnswerEngine:
@@ -113,74 +169,105 @@ class AnswerEngine:
     def model_name(self) -> str:
         return model_name_of(self._model)
 
-    def system_prompt(self, canary: str | None = None) -> str:
-        """The exact system prompt sent with this canary (the output guard checks for leaks of it)."""
-        return system_prompt(canary)
-
     @property
     def is_offline(self) -> bool:
         return isinstance(self._model, ExtractiveChatModel)
 
-    def max_cost_usd(self, question: str) -> float:
-        """Worst case for one answer: full source and history budgets, the question and the
-        system prompt at the input price, plus `max_tokens` at the output price.
+    def system_prompt(self, canary: str | None = None) -> str:
+        """The exact system prompt sent with this canary (the output guard checks for leaks of it)."""
+        return system_prompt(canary)
 
-        The budgets are counted in characters (4 per budgeted token), and this bound assumes a
-        dense 2 characters per real token, so text that tokenizes badly (code, non-Latin
-        scripts) still can't make the real bill exceed the reservation.
-        """
+    def worst_case_usd(self, prompt: Prompt) -> float:
+        """The most this exact prompt can cost: every input token at the bound, plus a full
+        `max_tokens` reply. Free when answering offline."""
         if self.is_offline:
             return 0.0
+        return max_cost_usd(self.model_name, prompt_token_bound(prompt.messages), self._settings.max_tokens)
+
+    # --- the chain ----------------------------------------------------------------------------
+    def chain(
+        self,
+        retriever: BaseRetriever,
+        *,
+        gate: Gate | None = None,
+        before_model: Callable[[Prompt], None] | None = None,
+        stream: bool = False,
+    ) -> Runnable:
+        """The answer chain over `retriever` with this engine's model, retry policy and fallback."""
+        primary = self._model.bind(stream=True) if stream else self._model
+        fallback = None if self.is_offline else (self._fallback.bind(stream=True) if stream else self._fallback)
+        max_retries = 0 if self.is_offline else self._settings.llm_max_retries
+
+        def call_model(messages: list[BaseMessage], config: RunnableConfig) -> AIMessage:
+            try:
+                return call_with_retries(lambda: primary.invoke(messages, config), max_retries=max_retries, sleep=self._sleep)
+            except Exception as exc:
+                if fallback is not None:
+                    self._log_failure(exc)
+                raise
+
         s = self._settings
-        chars = (
-            (s.context_token_budget + s.history_token_budget) * _BUDGET_CHARS_PER_TOKEN
-            + len(question)
-            + len(system_prompt("x" * 64))
+        return build_answer_chain(
+            retriever,
+            RunnableLambda(call_model, name=self.model_name),
+            fallback=fallback,
+            gate=gate,
+            before_model=before_model,
+            context_token_budget=s.context_token_budget,
+            history_token_budget=s.history_token_budget,
         )
-        input_tokens = chars // _WORST_CHARS_PER_TOKEN + _PROMPT_OVERHEAD_TOKENS
-        return max_cost_usd(self.model_name, input_tokens, s.max_tokens)
 
     def answer(
         self,
         question: str,
-        hits: list[Hit],
+        retriever: BaseRetriever | Sequence[Hit],
         *,
         history: tuple[PriorTurn, ...] = (),
         on_delta: Callable[[str], None] | None = None,
         canary: str | None = None,
+        gate: Gate | None = None,
+        before_model: Callable[[Prompt], None] | None = None,
     ) -> DraftAnswer:
-        budget = self._settings.context_token_budget
-        n_sources = len(fit_sources(hits, budget))
-        messages = build_messages(
-            question, hits, history_pairs(history), canary, budget, self._settings.history_token_budget
+        """Run the chain for `question` over a retriever (or hits found earlier)."""
+        if not isinstance(retriever, BaseRetriever):
+            retriever = StaticHits(hits=list(retriever))
+        streamed = _StreamedText(on_delta) if on_delta is not None else None
+
+        def prepare(prompt: Prompt) -> None:
+            if streamed is not None:
+                streamed.n_sources = prompt.n_sources
+            if before_model is not None:
+                before_model(prompt)
+
+        chain = self.chain(
+            retriever, gate=gate, before_model=prepare, stream=streamed is not None and self._settings.streaming
         )
         started = time.perf_counter()
-        notices: tuple[str, ...] = ()
-        fell_back = False
-        try:
-            message = call_with_retries(
-                lambda: self._run(self._model, messages, on_delta, n_sources),
-                max_retries=0 if self.is_offline else self._settings.llm_max_retries,
-                sleep=self._sleep,
-            )
-            model = self.model_name
-        except Exception as exc:
-            if self.is_offline:
-                raise
-            self._log_failure(exc)
-            message = self._run(self._fallback, messages, on_delta, n_sources)
-            model = EXTRACTIVE_MODEL
-            notices = (FALLBACK_NOTICE,)
-            fell_back = True
+        result: ChainResult = chain.invoke(
+            AnswerRequest(question, tuple(history_pairs(history)), canary),
+            config={"callbacks": [streamed]} if streamed is not None else None,
+        )
         latency_ms = (time.perf_counter() - started) * 1000
+        if result.message is None:  # the gate: no model was called
+            return DraftAnswer("", (), Usage(model="none", latency_ms=latency_ms), cited=False, generated=False,
+                               hits=result.hits)
+        return self._draft(result, streamed, latency_ms)
 
+    # --- after the model ----------------------------------------------------------------------
+    def _draft(self, result: ChainResult, streamed: _StreamedText | None, latency_ms: float) -> DraftAnswer:
+        message, prompt = result.message, result.prompt
+        assert message is not None and prompt is not None
+        answered_by = (message.response_metadata or {}).get("model_name") or self.model_name
+        fell_back = not self.is_offline and answered_by == EXTRACTIVE_MODEL
         usage_meta = message.usage_metadata or {}
         if fell_back:
             # Only tokens actually billed count; a failed Claude call's are unknown (normally 0).
             input_tokens = output_tokens = 0
+            model = EXTRACTIVE_MODEL
         else:
             input_tokens = int(usage_meta.get("input_tokens", 0))
             output_tokens = int(usage_meta.get("output_tokens", 0))
+            model = self.model_name
         usage = Usage(
             model=model,
             input_tokens=input_tokens,
@@ -188,11 +275,16 @@ class AnswerEngine:
             cost_usd=cost_usd(model, input_tokens, output_tokens),
             latency_ms=latency_ms,
         )
-        raw = _text_of(message)
-        text, sources = self._cite(raw, hits, n_sources)
+        raw = text_of(message)
+        n_sources = prompt.n_sources
+        if streamed is not None:
+            # Not streamed (streaming off, or a model without streaming): show the whole answer once.
+            streamed.show(cite_in_first_appearance_order(raw, n_sources)[0])
+        text, sources = self._cite(raw, list(result.hits), n_sources)
         cited = bool(parse_citations(raw, n_sources)[1])
         return DraftAnswer(
-            text=text.strip(), sources=sources, usage=usage, notices=notices, fell_back=fell_back, cited=cited
+            text=text.strip(), sources=sources, usage=usage, notices=(FALLBACK_NOTICE,) if fell_back else (),
+            fell_back=fell_back, cited=cited, hits=result.hits,
         )
 
     def _cite(self, raw: str, hits: list[Hit], n_sources: int) -> tuple[str, tuple[Source, ...]]:
@@ -203,51 +295,6 @@ class AnswerEngine:
             return cleaned, tuple(source_from_hit(i + 1, h) for i, h in enumerate(shown))
         text = renumber_citations(cleaned, cited)
         return text, tuple(source_from_hit(new, hits[old - 1]) for new, old in enumerate(cited, start=1))
-
-    @staticmethod
-    def _safe_delta(on_delta: Callable[[str], None]) -> Callable[[str], None]:
-        """A failing progress display (e.g. a platform edit rejected) must not fail the answer."""
-
-        def show(text: str) -> None:
-            try:
-                on_delta(text)
-            except Exception:
-                logger.warning("progress callback failed; continuing without it", exc_info=True)
-
-        return show
-
-    def _run(
-        self,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        on_delta: Callable[[str], None] | None,
-        n_sources: int,
-    ) -> AIMessage:
-        if on_delta is not None:
-            on_delta = self._safe_delta(on_delta)
-        if on_delta is None or not self._settings.streaming:
-            result = model.invoke(messages)
-            if on_delta is not None:
-                on_delta(cite_in_first_appearance_order(_text_of(result), n_sources)[0])
-            return result  # type: ignore[return-value]
-        merged: AIMessageChunk | None = None
-        shown = ""
-        for chunk in model.stream(messages):
-            merged = chunk if merged is None else merged + chunk
-            text = _text_of(merged)
-            # First-appearance numbering is stable as text grows, so partial text already
-            # carries the final [n] numbers.
-            partial = cite_in_first_appearance_order(text, n_sources)[0]
-            if partial != shown:
-                shown = partial
-                on_delta(partial)
-        if merged is None:
-            return AIMessage(content="")
-        return AIMessage(
-            content=_text_of(merged),
-            usage_metadata=merged.usage_metadata,
-            response_metadata=merged.response_metadata,
-        )
 
     def _log_failure(self, exc: Exception) -> None:
         kind = "spend limit" if is_spend_limit(exc) else "timeout" if is_timeout(exc) else "error"

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-import uuid
-from dataclasses import replace
 from typing import Callable
 
 from langchain_core.embeddings import Embeddings
@@ -23,8 +20,8 @@ from admin.db import Database
 from admin.operations import AdminOperations
 from bot.answering import AnswerEngine
 from bot.guards.injection import DocumentScanner, default_detector, is_flagged
-from bot.guards.output import check_output, make_canary
-from bot.guards.pipeline import Admission, GuardPipeline
+from bot.guards.output import StreamedOutputCheck, check_output, make_canary
+from bot.guards.pipeline import GuardPipeline, RequestLifecycle
 from bot.settings import Settings, get_settings
 from bot.types import (
     Answer,
@@ -37,6 +34,7 @@ from bot.types import (
     Usage,
 )
 from knowledge.embeddings import Embedder, as_embedder, make_embedder
+from knowledge.chain import Prompt
 from knowledge.ingest import KnowledgeBase
 from knowledge.retriever import HybridRetriever
 from knowledge.stores import open_store
@@ -139,93 +137,50 @@ class Docent:
         return await asyncio.to_thread(self.ask, q, on_delta=on_delta)
 
     def ask(self, q: Question, *, on_delta: Callable[[str], None] | None = None) -> Answer:
-        started = time.perf_counter()
-        q = q if q.request_id else replace(q, request_id=uuid.uuid4().hex)
-        admission: Admission | None = None
-        try:
-            admission = self.guards.admit(q, max_cost_usd=self.engine.max_cost_usd(q.text))
-            answer = self._answer_admitted(q, admission, on_delta)
-        except RateLimited as err:
-            answer = self._refusal(q, Outcome.rate_limited, str(err), retry_after_s=err.retry_after_s)
-        except BudgetExceeded as err:
-            answer = self._refusal(q, Outcome.capped, str(err))
-        except InjectionBlocked as err:
-            answer = self._refusal(q, Outcome.blocked, str(err))
-        except ServiceUnavailable as err:
-            log.error("service unavailable: %s", err)
-            answer = self._refusal(q, Outcome.error, str(err))
-        except Exception:
-            log.exception("request %s failed", q.request_id)
-            if admission is not None:
-                self.guards.release(admission)
-            answer = self._refusal(q, Outcome.error, APOLOGY)
-        latency_ms = (time.perf_counter() - started) * 1000
-        answer = replace(answer, usage=replace(answer.usage, latency_ms=latency_ms))
-        try:
-            self.guards.record(q, answer, admission=admission)
-        except Exception:
-            log.exception("could not record request %s in the ledger", q.request_id)
-        log.info(
-            "request",
-            extra={
-                "request_id": q.request_id,
-                "platform": q.platform,
-                "outcome": str(answer.outcome),
-                "latency_ms": round(latency_ms, 1),
-                "model": answer.usage.model,
-                "input_tokens": answer.usage.input_tokens,
-                "output_tokens": answer.usage.output_tokens,
-                "cost_usd": answer.usage.cost_usd,
-                "cache_hit": answer.usage.cache_hit,
-            },
-        )
+        """The one request path: guards, cache, the answer chain, output checks, one ledger row."""
+        with self.guards.request(q) as request:
+            try:
+                request.admit()
+                answer = request.cached_answer() or self._answer(request, on_delta)
+            except RateLimited as err:
+                answer = self._refusal(Outcome.rate_limited, str(err), retry_after_s=err.retry_after_s)
+            except BudgetExceeded as err:
+                answer = self._refusal(Outcome.capped, str(err))
+            except InjectionBlocked as err:
+                answer = self._refusal(Outcome.blocked, str(err))
+            except ServiceUnavailable as err:
+                log.error("service unavailable: %s", err)
+                answer = self._refusal(Outcome.error, str(err))
+            except Exception:
+                log.exception("request %s failed", request.request_id)
+                answer = self._refusal(Outcome.error, APOLOGY)
+            answer = request.finish(answer)
+        self._log_request(request.question, answer)
         return answer
 
-    def _answer_admitted(
-        self, q: Question, admission: Admission, on_delta: Callable[[str], None] | None
-    ) -> Answer:
+    def _answer(self, request: RequestLifecycle, on_delta: Callable[[str], None] | None) -> Answer:
+        admission = request.admission
+        assert admission is not None
         notices = (admission.warning,) if admission.warning else ()
-        cached = self.guards.cached_answer(admission, q)
-        if cached is not None:
-            self.guards.release(admission)
-            return replace(
-                cached,
-                request_id=q.request_id,
-                usage=replace(cached.usage, input_tokens=0, output_tokens=0, cost_usd=0.0, cache_hit=True),
-            )
-
-        retriever = self.retriever(q.scope)
-        hits = retriever.search(admission.text)
-        if not retriever.answerable(hits):
-            self.guards.release(admission)
-            answer = Answer(
-                text=NO_ANSWER,
-                sources=(),
-                outcome=Outcome.abstained,
-                usage=Usage(model="none"),
-                notices=notices,
-                request_id=q.request_id,
-            )
-            self.guards.store_answer(admission, q, answer)
-            return answer
-
         canary = make_canary()
         system_prompt = self.engine.system_prompt(canary)
-        if on_delta is not None:
-            on_delta = _checked_deltas(
-                on_delta,
-                canary=canary,
-                system_prompt=system_prompt,
-                allowed_urls=[h.chunk.url for h in hits if h.chunk.url],
-            )
-        try:
-            draft = self.engine.answer(
-                admission.text, hits, history=q.history, on_delta=on_delta, canary=canary
-            )
-        except Exception:
-            self.guards.release(admission)
-            raise
-        self.guards.settle(admission, draft.usage)
+        stream = (
+            StreamedOutputCheck(on_delta, canary=canary, system_prompt=system_prompt) if on_delta is not None else None
+        )
+        retriever = self.retriever(request.question.scope)
+
+        def before_model(prompt: Prompt) -> None:
+            if stream is not None:
+                stream.allowed_urls = [s.url for s in prompt.sources if s.url]
+            request.reserve(self.engine.worst_case_usd(prompt))
+
+        draft = self.engine.answer(
+            admission.text, retriever, history=request.question.history, on_delta=stream, canary=canary,
+            gate=lambda _question, hits: retriever.answerable(list(hits)), before_model=before_model,
+        )
+        if not draft.generated:
+            return Answer(text=NO_ANSWER, sources=(), outcome=Outcome.abstained, usage=draft.usage, notices=notices)
+        request.settle(draft.usage)
 
         verdict = check_output(
             draft.text,
@@ -234,38 +189,37 @@ class Docent:
             allowed_urls=[s.url for s in draft.sources if s.url],
         )
         if verdict.blocked:
-            log.warning("answer withheld for request %s: %s", q.request_id, ", ".join(verdict.reasons))
-            return Answer(
-                text=WITHHELD,
-                sources=(),
-                outcome=Outcome.blocked,
-                usage=draft.usage,
-                request_id=q.request_id,
-            )
+            log.warning("answer withheld for request %s: %s", request.request_id, ", ".join(verdict.reasons))
+            return Answer(text=WITHHELD, sources=(), outcome=Outcome.blocked, usage=draft.usage)
         # An answer that cites nothing is the model saying the sources don't answer: an abstention,
         # shown without a sources list that would look like support.
-        answer = Answer(
+        return Answer(
             text=verdict.text,
             sources=draft.sources if draft.cited else (),
             outcome=Outcome.answered if draft.cited else Outcome.abstained,
             usage=draft.usage,
             notices=notices + draft.notices,
-            request_id=q.request_id,
         )
-        if not draft.fell_back:
-            self.guards.store_answer(admission, q, answer)
-        return answer
 
-    def _refusal(
-        self, q: Question, outcome: Outcome, text: str, *, retry_after_s: float | None = None
-    ) -> Answer:
-        return Answer(
-            text=text,
-            sources=(),
-            outcome=outcome,
-            usage=Usage(model="none"),
-            request_id=q.request_id,
-            retry_after_s=retry_after_s,
+    @staticmethod
+    def _refusal(outcome: Outcome, text: str, *, retry_after_s: float | None = None) -> Answer:
+        return Answer(text=text, sources=(), outcome=outcome, usage=Usage(model="none"), retry_after_s=retry_after_s)
+
+    @staticmethod
+    def _log_request(q: Question, answer: Answer) -> None:
+        log.info(
+            "request",
+            extra={
+                "request_id": answer.request_id,
+                "platform": q.platform,
+                "outcome": str(answer.outcome),
+                "latency_ms": round(answer.usage.latency_ms, 1),
+                "model": answer.usage.model,
+                "input_tokens": answer.usage.input_tokens,
+                "output_tokens": answer.usage.output_tokens,
+                "cost_usd": answer.usage.cost_usd,
+                "cache_hit": answer.usage.cache_hit,
+            },
         )
 
     def __enter__(self) -> "Docent":
@@ -281,40 +235,3 @@ class Docent:
             except Exception:  # closing must never mask the real error
                 log.debug("close failed", exc_info=True)
 
-
-def _settled_prefix(text: str) -> str:
-    """The part of a growing answer that can be checked now: up to the last whitespace (a URL or
-    the canary is only judged whole), and never an unclosed Markdown link or image."""
-    cut = max(text.rfind(" "), text.rfind("\n"))
-    head = text[: cut + 1] if cut >= 0 else ""
-    bracket = head.rfind("[")
-    if bracket >= 0:
-        tail = head[bracket:]
-        unclosed_label = "]" not in tail
-        unclosed_target = "](" in tail and ")" not in tail[tail.index("](") + 2 :]
-        if unclosed_label or unclosed_target:
-            head = head[:bracket]
-    return head
-
-
-def _checked_deltas(
-    on_delta: Callable[[str], None], *, canary: str, system_prompt: str, allowed_urls: list[str]
-) -> Callable[[str], None]:
-    """Streamed text passes the same output checks as the final answer before anyone sees it:
-    foreign links are stripped as they arrive, and a leak stops the stream for good."""
-    state = {"blocked": False, "shown": ""}
-
-    def emit(text: str) -> None:
-        if state["blocked"]:
-            return
-        verdict = check_output(
-            _settled_prefix(text), canary=canary, system_prompt=system_prompt, allowed_urls=allowed_urls
-        )
-        if verdict.blocked:
-            state["blocked"] = True
-            return
-        if verdict.text and verdict.text != state["shown"]:
-            state["shown"] = verdict.text
-            on_delta(verdict.text)
-
-    return emit

@@ -13,14 +13,13 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.output_parsers import StrOutputParser
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableBranch, RunnableConfig, RunnableLambda, RunnablePassthrough
 
 from knowledge.types import Chunk, Hit, Scope
 
@@ -72,6 +71,7 @@ class PromptSource:
     page: int | None = None
     section: str = ""
     trimmed: bool = False
+    url: str | None = None  # not shown to the model: which links an answer citing it may keep
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def fit_sources(hits: Sequence[Hit], context_token_budget: int = 2000) -> list[P
         block = _source_block(i + 1, chunk.title, chunk.page, chunk.section, chunk.text)
         cost = approx_tokens(block)
         if cost <= remaining:
-            fitted.append(PromptSource(i + 1, chunk.title, chunk.text, chunk.page, chunk.section))
+            fitted.append(PromptSource(i + 1, chunk.title, chunk.text, chunk.page, chunk.section, url=chunk.url))
             remaining -= cost
             continue
         overhead = approx_tokens(_source_block(i + 1, chunk.title, chunk.page, chunk.section, ""))
@@ -114,7 +114,7 @@ def fit_sources(hits: Sequence[Hit], context_token_budget: int = 2000) -> list[P
         cut = chunk.text[:room_chars]
         if " " in cut[len(cut) // 2 :]:
             cut = cut[: cut.rfind(" ")]
-        fitted.append(PromptSource(i + 1, chunk.title, cut.rstrip() + " …", chunk.page, chunk.section, True))
+        fitted.append(PromptSource(i + 1, chunk.title, cut.rstrip() + " …", chunk.page, chunk.section, True, chunk.url))
         break
     return fitted
 
@@ -170,14 +170,26 @@ def _history_messages(history: Iterable[tuple[str, str]]) -> tuple[list[BaseMess
     return turns, others
 
 
-def build_messages(
+@dataclass(frozen=True)
+class Prompt:
+    """The messages sent to the chat model and the sources they number (`[n]` is `sources[n-1]`)."""
+
+    messages: tuple[BaseMessage, ...]
+    sources: tuple[PromptSource, ...]
+
+    @property
+    def n_sources(self) -> int:
+        return len(self.sources)
+
+
+def build_prompt(
     question: str,
     hits: Sequence[Hit],
     history: Iterable[tuple[str, str]] = (),
     canary: str | None = None,
     context_token_budget: int = 2000,
     history_token_budget: int = 1000,
-) -> list[BaseMessage]:
+) -> Prompt:
     """System prompt, prior turns, then one human message holding sources, quoted thread
     messages by others, and the question.
 
@@ -198,7 +210,13 @@ def build_messages(
             f"<thread_messages>\n{quoted}\n</thread_messages>"
         )
     parts.append(f"<question>\n{neutralise(question.strip())}\n</question>")
-    return [SystemMessage(content=system_prompt(canary)), *turns, HumanMessage(content="\n\n".join(parts))]
+    messages = (SystemMessage(content=system_prompt(canary)), *turns, HumanMessage(content="\n\n".join(parts)))
+    return Prompt(messages, tuple(sources))
+
+
+def build_messages(question: str, hits: Sequence[Hit], *args, **kwargs) -> list[BaseMessage]:
+    """`build_prompt(...).messages` as a list (for callers that only need the messages)."""
+    return list(build_prompt(question, hits, *args, **kwargs).messages)
 
 
 _SOURCE_RE = re.compile(
@@ -280,10 +298,54 @@ def cite_in_first_appearance_order(text: str, n_sources: int) -> tuple[str, list
 
 
 # --- the LCEL chain ----------------------------------------------------------------------------
+#
+# The one answer path production runs (bot/answering.py builds it per request):
+#
+#     retrieve (retriever.invoke) ─► gate ─┬─► prompt ─► before_model ─► model (retries) ─┬─► ChainResult
+#                                          └─► (not answerable: no model call)  with_fallbacks ─┘
+#
+# `gate` decides "do the documents answer this?" before any model call; `before_model` is where
+# the caller reserves the worst-case cost of the exact prompt (it may raise to stop the call).
+
+
+@dataclass(frozen=True)
+class AnswerRequest:
+    """The chain's input: the (normalised) question, thread history as (role, text), the canary."""
+
+    question: str
+    history: tuple[tuple[str, str], ...] = ()
+    canary: str | None = None
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    """The chain's output. `message` is None when the gate found the documents don't answer."""
+
+    request: AnswerRequest
+    hits: tuple[Hit, ...]
+    answerable: bool
+    prompt: Prompt | None = None
+    message: AIMessage | None = None
+
+
+class StaticHits(BaseRetriever):
+    """A retriever that returns hits found earlier (tests, and callers that already searched)."""
+
+    hits: list[Any]
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [hit_to_document(h) for h in self.hits]
+
+
+def hit_to_document(hit: Hit) -> Document:
+    metadata = hit.chunk.payload()
+    metadata.update(score=hit.score, dense_score=hit.dense_score, sparse_score=hit.sparse_score)
+    return Document(page_content=hit.chunk.text, metadata=metadata)
 
 
 def documents_to_hits(documents: Sequence[Document]) -> list[Hit]:
-    """Hits from plain LangChain Documents, for retrievers other than docent's own."""
+    """Hits from LangChain Documents: docent's own (payload + scores in the metadata) round-trip
+    exactly; any other retriever's get defaults for what they lack."""
     hits = []
     for i, doc in enumerate(documents):
         meta = doc.metadata or {}
@@ -300,38 +362,67 @@ def documents_to_hits(documents: Sequence[Document]) -> list[Hit]:
             ingested_at=float(meta.get("ingested_at", 0.0)),
             url=meta.get("url"),
         )
-        hits.append(Hit(chunk=chunk, score=float(meta.get("score", 0.0))))
+        hits.append(
+            Hit(
+                chunk=chunk,
+                score=float(meta.get("score", 0.0)),
+                dense_score=meta.get("dense_score"),
+                sparse_score=meta.get("sparse_score"),
+            )
+        )
     return hits
 
 
-def _hits_runnable(retriever: Any) -> Runnable:
-    # docent's HybridRetriever exposes `search(query) -> list[Hit]`; any other BaseRetriever
-    # gives Documents, which are converted.
-    if hasattr(retriever, "search") and callable(retriever.search):
-        return RunnableLambda(lambda q: retriever.search(q), name="search")
-    if isinstance(retriever, BaseRetriever):
-        return retriever | RunnableLambda(documents_to_hits, name="documents_to_hits")
-    raise TypeError(f"{type(retriever).__name__} is neither a BaseRetriever nor has search(query)")
-
-
 def build_answer_chain(
-    retriever: Any,
-    chat_model: BaseChatModel,
+    retriever: BaseRetriever,
+    chat_model: Runnable,
     *,
-    canary: str | None = None,
+    fallback: Runnable | None = None,
+    gate: Callable[[str, Sequence[Hit]], bool] | None = None,
+    before_model: Callable[[Prompt], None] | None = None,
     context_token_budget: int = 2000,
+    history_token_budget: int = 1000,
 ) -> Runnable:
-    """question (str) → answer text with [n] citations over the retrieved sources, as one LCEL pipe:
-    `{"hits": retrieve, "question": passthrough} | prompt | chat_model | StrOutputParser()`."""
+    """`AnswerRequest` (or a question string) → `ChainResult`, as one LCEL pipe (see above).
 
-    def prompt(inputs: dict) -> list[BaseMessage]:
-        return build_messages(
-            inputs["question"], inputs["hits"], canary=canary, context_token_budget=context_token_budget
+    `chat_model` is any Runnable from messages to an AIMessage (a chat model, or one wrapped in
+    a retry policy); `fallback` answers when it fails. Without a `gate`, any retrieved hit makes
+    the question answerable.
+    """
+
+    def as_request(value: Any) -> AnswerRequest:
+        return value if isinstance(value, AnswerRequest) else AnswerRequest(question=str(value))
+
+    def retrieve(request: AnswerRequest, config: RunnableConfig) -> dict:
+        hits = documents_to_hits(retriever.invoke(request.question, config))
+        answerable = gate(request.question, hits) if gate is not None else bool(hits)
+        return {"request": request, "hits": tuple(hits), "answerable": answerable}
+
+    def prompt(state: dict) -> dict:
+        request = state["request"]
+        built = build_prompt(
+            request.question, state["hits"], request.history, request.canary,
+            context_token_budget, history_token_budget,
+        )
+        if before_model is not None:
+            before_model(built)
+        return {**state, "prompt": built}
+
+    generation = chat_model if fallback is None else chat_model.with_fallbacks([fallback])
+    generate = RunnablePassthrough.assign(
+        message=RunnableLambda(lambda state: list(state["prompt"].messages), name="messages") | generation
+    )
+
+    def result(state: dict) -> ChainResult:
+        return ChainResult(
+            request=state["request"], hits=state["hits"], answerable=state["answerable"],
+            prompt=state.get("prompt"), message=state.get("message"),
         )
 
+    answer = RunnableLambda(prompt, name="docent_prompt") | generate
     return (
-        RunnableParallel(hits=_hits_runnable(retriever), question=RunnablePassthrough())
-        | RunnableLambda(prompt, name="docent_prompt")
-        | chat_model
-        | StrOutputParser()
+        RunnableLambda(as_request, name="request")
+        | RunnableLambda(retrieve, name="retrieve")
+        | RunnableBranch((lambda state: not state["answerable"], RunnablePassthrough()), answer)
+        | RunnableLambda(result, name="result")
     )

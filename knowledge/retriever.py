@@ -14,6 +14,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field
 
+from knowledge.chain import hit_to_document
 from knowledge.embeddings import Embedder
 from knowledge.store import ChunkStore
 from knowledge.types import Hit, Scope
@@ -52,8 +53,3 @@ class HybridRetriever(BaseRetriever):
     ) -> list[Document]:
         return [hit_to_document(h) for h in self.search(query)]
 
-
-def hit_to_document(hit: Hit) -> Document:
-    metadata = hit.chunk.payload()
-    metadata.update(score=hit.score, dense_score=hit.dense_score, sparse_score=hit.sparse_score)
-    return Document(page_content=hit.chunk.text, metadata=metadata)

@@ -9,16 +9,16 @@ a cap by more than one request's worst case (and not at all when actual ≤ rese
 Counters are integer micro-dollars per UTC day: in Redis (one Lua script, keys expire after two
 days) so every process shares them, or in-process behind a lock. A missing counter is seeded
 from the ledger's spend for that day, so a Redis flush or a restart doesn't reset anyone's cap.
-In Redis each reservation also holds a lease: if its process dies before settling, the next
-reservation in that workspace gives the money back once the lease has run out.
-Without Redis the counters are per process: run one process, or configure Redis.
+A reservation whose process dies before settling stays charged: its model call may have been
+billed, and the request's pending ledger row carries the same worst case (see `admin.ledger`),
+so counters re-seeded from the ledger agree. Without Redis the counters are per process: run
+one process, or configure Redis.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -31,23 +31,10 @@ log = logging.getLogger(__name__)
 
 KEY_TTL_S = 2 * 24 * 3600
 
-# A reservation whose holder died (process killed mid-call) is swept back after this lease,
-# so a crash doesn't eat into someone's cap until midnight. Longer than any bounded model call.
-RESERVATION_LEASE_S = 15 * 60
-
-# KEYS: user counter, workspace counter, open reservations (ZSET, score = lease expiry).
-# ARGV: amount, user cap, workspace cap, user seed, workspace seed, key ttl, now, member, expiry.
-# A member is "<id>\x1f<user counter key>\x1f<amount>" so a sweep knows what to give back.
+# KEYS: user counter, workspace counter.
+# ARGV: amount, user cap, workspace cap, user seed, workspace seed, key ttl.
 # Returns {0, user_total, ws_total} when reserved, {1, user_committed} / {2, ws_committed} when refused.
 _RESERVE_LUA = r"""
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[7])) do
-  local ukey, amt = string.match(m, '^[^\031]*\031(.*)\031(%d+)$')
-  if ukey then
-    if redis.call('EXISTS', ukey) == 1 then redis.call('DECRBY', ukey, amt) end
-    if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('DECRBY', KEYS[2], amt) end
-  end
-  redis.call('ZREM', KEYS[3], m)
-end
 if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[6], 'NX') end
 if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[6], 'NX') end
 local amount = tonumber(ARGV[1])
@@ -57,19 +44,14 @@ if user_now + amount > tonumber(ARGV[2]) then return {1, user_now} end
 if ws_now + amount > tonumber(ARGV[3]) then return {2, ws_now} end
 local u = redis.call('INCRBY', KEYS[1], amount)
 local w = redis.call('INCRBY', KEYS[2], amount)
-redis.call('ZADD', KEYS[3], ARGV[9], ARGV[8])
-redis.call('EXPIRE', KEYS[3], ARGV[6])
 return {0, u, w}
 """
 
-# Settle/release. KEYS as above; ARGV: member, delta while the lease is held, delta after a sweep
-# (a swept reservation was already given back, so settling then adds the whole actual cost).
+# Settle/release: move both counters by ARGV[1] (actual − reserved, or −reserved).
 _ADJUST_LUA = r"""
-local delta = ARGV[3]
-if redis.call('ZREM', KEYS[3], ARGV[1]) == 1 then delta = ARGV[2] end
-if tonumber(delta) ~= 0 then
+if tonumber(ARGV[1]) ~= 0 then
   for i = 1, 2 do
-    if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], delta) end
+    if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[1]) end
   end
 end
 return 1
@@ -106,8 +88,6 @@ class CostBudget:
         redis=None,
         key_prefix: str = "docent:budget",
         clock: Callable[[], date] = _today,
-        time_fn: Callable[[], float] = time.time,
-        reservation_lease_s: float = RESERVATION_LEASE_S,
     ) -> None:
         self.user_cap = to_micro(user_daily_cap_usd)
         self.workspace_cap = to_micro(workspace_daily_cap_usd)
@@ -116,8 +96,6 @@ class CostBudget:
         self.redis = redis
         self.prefix = key_prefix
         self.clock = clock
-        self.time_fn = time_fn
-        self.lease_s = reservation_lease_s
         self._lock = threading.Lock()
         self._local: dict[tuple, int] = {}
         self._open: set[str] = set()  # reservations not yet settled/released (idempotency)
@@ -140,15 +118,10 @@ class CostBudget:
         )
 
     # --- keys -------------------------------------------------------------------------------
-    def _keys(self, workspace: str, user: str, day: date) -> tuple[str, str, str]:
-        """User counter, workspace counter, open-reservation leases (all per UTC day)."""
+    def _keys(self, workspace: str, user: str, day: date) -> tuple[str, str]:
+        """User counter, workspace counter (both per UTC day)."""
         d = day.isoformat()
-        return (f"{self.prefix}:{d}:user:{workspace}:{user}", f"{self.prefix}:{d}:ws:{workspace}",
-                f"{self.prefix}:{d}:open:{workspace}")
-
-    @staticmethod
-    def _member(reservation: "Reservation", user_key: str) -> str:
-        return f"{reservation.id}\x1f{user_key}\x1f{reservation.amount_microusd}"
+        return f"{self.prefix}:{d}:user:{workspace}:{user}", f"{self.prefix}:{d}:ws:{workspace}"
 
     def user_cap_microusd(self, workspace: str, user: str) -> int:
         override = self._override(workspace, user)
@@ -173,18 +146,18 @@ class CostBudget:
         if not self._close(reservation):
             return
         actual = max(0, to_micro(actual_cost_usd))
-        self._adjust(reservation, actual - reservation.amount_microusd, if_swept=actual)
+        self._adjust(reservation, actual - reservation.amount_microusd)
 
     def release(self, reservation: Reservation) -> None:
         """Give the reservation back (the call failed or was answered from cache)."""
         if not self._close(reservation):
             return
-        self._adjust(reservation, -reservation.amount_microusd, if_swept=0)
+        self._adjust(reservation, -reservation.amount_microusd)
 
     def committed_microusd(self, workspace: str, user: str | None = None) -> int:
         """Spent + outstanding reservations today (for reports and tests)."""
         day = self.clock()
-        ukey, wkey, _ = self._keys(workspace, user or "", day)
+        ukey, wkey = self._keys(workspace, user or "", day)
         if self.redis is not None:
             value = self.redis.get(ukey if user else wkey)
             return int(value) if value is not None else self._spent(workspace, user, day)
@@ -210,7 +183,7 @@ class CostBudget:
         import redis as redis_lib
 
         workspace, user, day, amount = res.workspace, res.user, res.day, res.amount_microusd
-        ukey, wkey, okey = self._keys(workspace, user, day)
+        ukey, wkey = self._keys(workspace, user, day)
         try:
             # Seeds are only used when a counter is missing; reading them costs a query, so
             # ask the ledger only then.
@@ -223,11 +196,8 @@ class CostBudget:
                 useed = self._spent(workspace, user, day)
             if not w_exists:
                 wseed = self._spent(workspace, None, day)
-            now = self.time_fn()
             result = self._reserve_script(
-                keys=[ukey, wkey, okey],
-                args=[amount, user_cap, self.workspace_cap, useed, wseed, KEY_TTL_S, now,
-                      self._member(res, ukey), now + self.lease_s],
+                keys=[ukey, wkey], args=[amount, user_cap, self.workspace_cap, useed, wseed, KEY_TTL_S]
             )
         except redis_lib.RedisError as err:
             log.error("budget store unreachable (%s); failing closed", type(err).__name__)
@@ -258,11 +228,11 @@ class CostBudget:
             for key in [k for k in self._local if k[1] < day]:
                 del self._local[key]
 
-    def _adjust(self, reservation: Reservation, delta: int, *, if_swept: int) -> None:
+    def _adjust(self, reservation: Reservation, delta: int) -> None:
         if self.redis is not None:
             keys = self._keys(reservation.workspace, reservation.user, reservation.day)
             try:
-                self._adjust_script(keys=list(keys), args=[self._member(reservation, keys[0]), delta, if_swept])
+                self._adjust_script(keys=list(keys), args=[delta])
             except Exception:  # the ledger stays the truth; the counter re-seeds from it next day
                 log.exception("budget: could not settle reservation %s", reservation.id)
             return

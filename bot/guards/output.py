@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.guards.normalize import normalize_text
@@ -142,3 +142,49 @@ def check_output(
     if removed:
         reasons.append(f"stripped_links:{removed}")
     return OutputVerdict(text=cleaned, blocked=False, reasons=tuple(reasons))
+
+
+def _settled_prefix(text: str) -> str:
+    """The part of a growing answer that can be checked now: up to the last whitespace (a URL or
+    the canary is only judged whole), and never an unclosed Markdown link or image."""
+    cut = max(text.rfind(" "), text.rfind("\n"))
+    head = text[: cut + 1] if cut >= 0 else ""
+    bracket = head.rfind("[")
+    if bracket >= 0:
+        tail = head[bracket:]
+        unclosed_label = "]" not in tail
+        unclosed_target = "](" in tail and ")" not in tail[tail.index("](") + 2 :]
+        if unclosed_label or unclosed_target:
+            head = head[:bracket]
+    return head
+
+
+class StreamedOutputCheck:
+    """Streamed text passes the same checks as the final answer before anyone sees it: foreign
+    links are stripped as they arrive, and a leak stops the stream for good.
+
+    Call the instance with the answer so far; it calls `show` with what may be shown."""
+
+    def __init__(
+        self, show: Callable[[str], None], *, canary: str, system_prompt: str, allowed_urls: Iterable[str] = ()
+    ) -> None:
+        self._show = show
+        self.canary = canary
+        self.system_prompt = system_prompt
+        self.allowed_urls = list(allowed_urls)
+        self.blocked = False
+        self._shown = ""
+
+    def __call__(self, text: str) -> None:
+        if self.blocked:
+            return
+        verdict = check_output(
+            _settled_prefix(text), canary=self.canary, system_prompt=self.system_prompt,
+            allowed_urls=self.allowed_urls,
+        )
+        if verdict.blocked:
+            self.blocked = True
+            return
+        if verdict.text and verdict.text != self._shown:
+            self._shown = verdict.text
+            self._show(verdict.text)

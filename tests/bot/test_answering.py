@@ -202,35 +202,46 @@ def test_uncited_answer_lists_top_sources_without_inventing_citations(engine, fa
     assert [s.n for s in draft.sources] == [1, 2, 3]
 
 
-def test_max_cost_covers_budgets_question_system_prompt_and_max_tokens(engine, claude_settings):
-    question = "How much leave do I get?"
-    worst = engine.max_cost_usd(question)
-    budgets = claude_settings.context_token_budget + claude_settings.history_token_budget
-    assert worst > cost_usd("claude-haiku-4-5", budgets, claude_settings.max_tokens)
-    assert engine.max_cost_usd(question + " and more" * 400) > worst
+def _prompt_for(question, hits, history=(), canary=None, settings=None):
+    from bot.answering import history_pairs
+    from knowledge.chain import build_prompt
+
+    return build_prompt(question, hits, history_pairs(history), canary,
+                        settings.context_token_budget, settings.history_token_budget)
 
 
-def test_actual_prompt_never_exceeds_the_reserved_worst_case(engine, fake_anthropic):  # noqa: F811
-    """Fill every budget to overflowing; even at a dense 2 characters per token the prompt
-    sent must fit in the tokens max_cost_usd reserved."""
-    long_hits = [make_hit(f"Doc{i}", "Ωmega βeta γamma " * 400) for i in range(8)]
+def test_worst_case_covers_the_exact_prompt_and_max_tokens(engine, claude_settings):
+    short = _prompt_for("How much leave do I get?", HITS, settings=claude_settings)
+    worst = engine.worst_case_usd(short)
+    sent = sum(len(str(m.content)) for m in short.messages)
+    assert worst >= cost_usd("claude-haiku-4-5", sent, claude_settings.max_tokens)
+    longer = _prompt_for("How much leave do I get?" + " and more" * 200, HITS, settings=claude_settings)
+    assert engine.worst_case_usd(longer) > worst
+
+
+@pytest.mark.parametrize("text", ["年次有給休暇は毎年二十五日付与されます。" * 60, "🏖️🌴✈️🧳 " * 300, "Ωmega βeta γamma " * 400])
+def test_the_reservation_covers_scripts_with_many_tokens_per_character(engine, fake_anthropic, claude_settings, text):  # noqa: F811
+    """CJK runs about one token per character and emoji several: a bound of "2 characters per
+    token" (main before the hardening review) undercharged both. The reservation is taken on
+    the exact prompt sent, and must cover at least 1 token per character (2 for emoji)."""
+    long_hits = [make_hit(f"Doc{i}", text) for i in range(8)]
     history = tuple(
-        PriorTurn(author, "δelta εpsilon " * 300, is_bot=(author == "docent"))
-        for author in ("user", "docent", "Alice", "user", "Bob")
+        PriorTurn(author, text[:1500], is_bot=(author == "docent")) for author in ("user", "docent", "Alice", "user")
     )
-    question = "Tell me about omega?"
+    reserved: list[float] = []
     fake_anthropic.reply("omega [1].", input_tokens=0, output_tokens=0)
-    engine.answer(question, long_hits, history=history, canary="c" * 32)
+    engine.answer("Tell me about it?", long_hits, history=history, canary="c" * 32,
+                  before_model=lambda prompt: reserved.append(engine.worst_case_usd(prompt)))
     request = fake_anthropic.requests[0]
-    sent_chars = len(request.system) + sum(len(text) + 20 for _, text in request.message_texts())
-    billed_worst = cost_usd("claude-haiku-4-5", sent_chars // 2, engine._settings.max_tokens)
-    assert billed_worst <= engine.max_cost_usd(question)
+    sent_chars = len(request.system) + sum(len(t) for _, t in request.message_texts())
+    tokens_per_char = 2 if "🏖" in text else 1
+    assert reserved and reserved[0] >= cost_usd("claude-haiku-4-5", sent_chars * tokens_per_char, claude_settings.max_tokens)
 
 
 def test_offline_engine_answers_extractively_for_free(settings):
     engine = AnswerEngine(settings)
     assert engine.model_name == "extractive"
-    assert engine.max_cost_usd("anything") == 0.0
+    assert engine.worst_case_usd(_prompt_for("anything", HITS, settings=settings)) == 0.0
     deltas: list[str] = []
     draft = engine.answer("How much are meals reimbursed when travelling?", HITS, on_delta=deltas.append)
     assert "40 EUR per day" in draft.text and draft.text.endswith("[1].")

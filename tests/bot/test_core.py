@@ -10,6 +10,7 @@ import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from admin.models import RequestRecord
@@ -174,7 +175,7 @@ def test_unexpected_failure_is_an_apology_not_a_traceback(docent, monkeypatch):
 
 
 def test_streamed_text_passes_the_output_checks_before_anyone_sees_it(settings):
-    from bot.core import _settled_prefix
+    from bot.guards.output import _settled_prefix
 
     leak_then_link = ScriptedModel(
         reply=lambda m: "Vacation is 20 days [1]. See [the form](https://evil.example/x?d=1) and https://evil.example/y now. Done"
@@ -201,3 +202,67 @@ def test_a_leak_in_the_stream_stops_it(settings):
         answer = d.ask(_q("What is the vacation policy?"), on_delta=shown.append)
     assert answer.outcome == Outcome.blocked
     assert captured["system"] and all(captured["system"][:60] not in s for s in shown)
+
+
+_CRASHING_ASKER = """
+import os, sys
+from bot.core import Docent
+from bot.settings import Settings
+from bot.types import Question
+from admin.types import Actor
+from knowledge.types import Scope
+settings = Settings(_env_file=None)
+docent = Docent.from_settings(settings)
+docent.admin.upload(Actor("cli", "T1", "admin", is_platform_admin=True), "handbook.md",
+                    open(sys.argv[1], "rb").read(), Scope("T1", "C1"))
+print("asking", flush=True)
+docent.ask(Question("slack", "T1", "C1", "U1", "How many unused vacation days carry over?", request_id="req-killed"))
+"""
+
+
+def test_a_process_killed_during_the_model_call_leaves_its_cost_charged(settings, tmp_path):
+    """kill -9 between the model call and settlement: the request's pending ledger row keeps its
+    reserved worst case in the daily totals, and the sweep marks it interrupted (hardening #10)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from datetime import timedelta
+
+    from tests.fakes.anthropic_server import start_fake_anthropic
+
+    fake, server, thread = start_fake_anthropic()
+    try:
+        fake.delay(30.0, then=None)  # Claude "thinks" until the process is killed
+        handbook = tmp_path / "handbook.md"
+        handbook.write_bytes(HANDBOOK)
+        env = {
+            **os.environ, "PYTHONPATH": os.getcwd(), "DOCENT_DATA_DIR": str(settings.data_dir),
+            "DOCENT_EMBEDDER": "hash", "DOCENT_RELEVANCE_THRESHOLD": "0.2", "ANTHROPIC_API_KEY": "test-key",
+            "ANTHROPIC_BASE_URL": fake.url, "DOCENT_LLM_MAX_RETRIES": "0", "DOCENT_LOG_LEVEL": "ERROR",
+        }
+        for var in ("REDIS_URL", "DATABASE_URL", "QDRANT_URL"):
+            env.pop(var, None)
+        proc = subprocess.Popen([sys.executable, "-c", _CRASHING_ASKER, str(handbook)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 9
+        while fake.attempts == 0 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert fake.attempts == 1, proc.stderr.read().decode() if proc.poll() is not None else "no model call"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+    finally:
+        fake._stopping.set()
+        server.shutdown()
+        server.server_close()
+
+    with Docent.from_settings(settings.model_copy(update={"anthropic_api_key": SecretStr("test-key")})) as survivor:
+        with survivor.db.session() as s:
+            [row] = s.execute(select(RequestRecord)).scalars().all()
+        assert row.request_id == "req-killed" and row.outcome == "pending" and row.cost_microusd > 0
+        assert survivor.guards.ledger.spent_today_microusd("T1", "U1") == row.cost_microusd
+        assert survivor.guards.sweep_interrupted(older_than=timedelta(0)) == 1
+        with survivor.db.session() as s:
+            [row] = s.execute(select(RequestRecord)).scalars().all()
+        assert row.outcome == "error" and row.model == "interrupted" and row.cost_microusd > 0

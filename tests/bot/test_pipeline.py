@@ -1,4 +1,5 @@
-"""The guard pipeline end to end: order of checks, cache hits at $0, ledger rows, invalidation."""
+"""The guard pipeline and the request lifecycle end to end: order of checks, cache hits at $0,
+reservations settled or released, pending ledger rows, one ledger row per request, invalidation."""
 
 from __future__ import annotations
 
@@ -50,23 +51,23 @@ class CountingModel:
 
 
 def ask(pipeline: GuardPipeline, model: CountingModel, q: Question) -> Answer:
-    """The lifecycle bot/core runs, reduced to the guard calls."""
-    admission = None
-    try:
-        admission = pipeline.admit(q, max_cost_usd=MAX_COST)
-        answer = pipeline.cached_answer(admission, q)
-        if answer is None:
-            answer = model(admission.text)
-            pipeline.settle(admission, answer.usage)
-            pipeline.store_answer(admission, q, answer)
-    except RateLimited as err:
-        answer = Answer(str(err), (), Outcome.rate_limited, Usage("none"), retry_after_s=err.retry_after_s)
-    except BudgetExceeded as err:
-        answer = Answer(str(err), (), Outcome.capped, Usage("none"))
-    except InjectionBlocked as err:
-        answer = Answer(str(err), (), Outcome.blocked, Usage("none"))
-    pipeline.record(q, answer, admission=admission)
-    return answer
+    """The lifecycle bot/core runs, with the model call reduced to CountingModel."""
+    with pipeline.request(q) as request:
+        try:
+            request.admit()
+            answer = request.cached_answer()
+            if answer is None:
+                request.reserve(MAX_COST)
+                answer = model(request.text)
+                request.settle(answer.usage)
+        except RateLimited as err:
+            answer = Answer(str(err), (), Outcome.rate_limited, Usage("none"), retry_after_s=err.retry_after_s)
+        except BudgetExceeded as err:
+            answer = Answer(str(err), (), Outcome.capped, Usage("none"))
+        except InjectionBlocked as err:
+            answer = Answer(str(err), (), Outcome.blocked, Usage("none"))
+        request.finish(answer)
+    return request.answer
 
 
 def ledger_rows(db) -> list[RequestRecord]:
@@ -74,42 +75,89 @@ def ledger_rows(db) -> list[RequestRecord]:
         return list(s.execute(select(RequestRecord).order_by(RequestRecord.id)).scalars())
 
 
-def test_admit_normalizes_and_reserves(settings, db):
+def test_admit_normalizes_and_a_reservation_is_released_unless_settled(settings, db):
     p = make_pipeline(settings, db)
-    a = p.admit(_q("How do I\u200b book   travel?"), max_cost_usd=MAX_COST)
-    assert a.text == "How do I book travel?"
-    assert a.reservation is not None and a.reservation.amount_usd == MAX_COST and a.cache_key
-    assert p.budget.committed_microusd("T1", "U1") == 10_000
-    p.release(a)
+    with p.request(_q("How do I\u200b book   travel?")) as request:
+        a = request.admit()
+        assert a.text == "How do I book travel?" and a.cache_key
+        request.reserve(MAX_COST)
+        assert p.budget.committed_microusd("T1", "U1") == 10_000
+    assert p.budget.committed_microusd("T1", "U1") == 0  # left without settling: released
+    [row] = ledger_rows(db)
+    assert row.outcome == "error" and row.cost_microusd == 0  # and still exactly one ledger row
+
+
+def test_an_exception_mid_request_releases_and_records_an_error(settings, db):
+    p = make_pipeline(settings, db)
+    with pytest.raises(RuntimeError):
+        with p.request(_q()) as request:
+            request.admit()
+            request.reserve(MAX_COST)
+            raise RuntimeError("the model call blew up")
     assert p.budget.committed_microusd("T1", "U1") == 0
+    assert [r.outcome for r in ledger_rows(db)] == ["error"]
+
+
+def test_a_reservation_writes_a_pending_row_that_settlement_turns_into_the_real_one(settings, db):
+    p = make_pipeline(settings, db)
+    model = CountingModel(cost=0.004)
+    with p.request(_q(request_id="req-pending")) as request:
+        request.admit()
+        request.reserve(MAX_COST)
+        [pending] = ledger_rows(db)
+        assert pending.outcome == "pending" and pending.cost_microusd == 10_000
+        assert p.ledger.spent_today_microusd("T1", "U1") == 10_000  # the caps see the worst case at once
+        answer = model(request.text)
+        request.settle(answer.usage)
+        request.finish(answer)
+    [row] = ledger_rows(db)
+    assert row.outcome == "answered" and row.cost_microusd == 4_000 and row.input_tokens == 500
+    totals = p.ledger.daily_totals("T1", user="U1")
+    assert (totals.requests, totals.cost_microusd) == (1, 4_000)  # settled, not counted twice
+
+
+def test_a_pending_row_of_a_dead_process_is_swept_and_stays_charged(settings, db):
+    from datetime import timedelta
+
+    crashed = make_pipeline(settings, db)
+    request = crashed.request(_q(request_id="req-crashed"))
+    request.admit()
+    request.reserve(MAX_COST)  # … and the process dies here: no settle, no __exit__
+    survivor = make_pipeline(settings, db)
+    assert survivor.sweep_interrupted(older_than=timedelta(minutes=15)) == 0  # still within its lease
+    assert survivor.sweep_interrupted(older_than=timedelta(0)) == 1
+    [row] = ledger_rows(db)
+    assert row.outcome == "error" and row.model == "interrupted" and row.cost_microusd == 10_000
+    assert survivor.ledger.spent_today_microusd("T1", "U1") == 10_000
+    # A fresh process seeds its counters from the ledger: the crashed cost counts against the cap.
+    assert survivor.budget.committed_microusd("T1", "U1") == 10_000
 
 
 def test_injection_block_warn_log(settings, db):
     blocking = make_pipeline(settings, db)
-    with pytest.raises(InjectionBlocked):
-        blocking.admit(_q(INJECTION), max_cost_usd=MAX_COST)
+    assert ask(blocking, CountingModel(), _q(INJECTION)).outcome is Outcome.blocked
     assert blocking.budget.committed_microusd("T1", "U1") == 0  # refused before any reservation
 
-    warning = make_pipeline(settings, db, injection_action="warn").admit(_q(INJECTION), max_cost_usd=MAX_COST)
+    warning = make_pipeline(settings, db, injection_action="warn").admit(_q(INJECTION))
     assert warning.warning == INJECTION_WARNING and warning.verdict.is_injection
     assert warning.cache_key is None  # a warned answer is never replayed to someone else
 
-    logged = make_pipeline(settings, db, injection_action="log").admit(_q(INJECTION), max_cost_usd=MAX_COST)
+    logged = make_pipeline(settings, db, injection_action="log").admit(_q(INJECTION))
     assert logged.warning is None and logged.verdict.is_injection
 
 
 def test_tag_smuggled_injection_is_blocked(settings, db):
     smuggled = "What is our travel policy?" + "".join(chr(0xE0000 + ord(c)) for c in INJECTION)
     with pytest.raises(InjectionBlocked):
-        make_pipeline(settings, db).admit(_q(smuggled), max_cost_usd=MAX_COST)
+        make_pipeline(settings, db).admit(_q(smuggled))
 
 
 def test_rate_limit_comes_before_budget(settings, db):
     p = make_pipeline(settings, db, rate_limit_user="1/minute")
-    p.admit(_q(), max_cost_usd=MAX_COST)
-    with pytest.raises(RateLimited):
-        p.admit(_q(), max_cost_usd=MAX_COST)
-    assert p.budget.committed_microusd("T1", "U1") == 10_000  # only the first request reserved
+    model = CountingModel(cost=0.004)
+    assert ask(p, model, _q()).outcome is Outcome.answered
+    assert ask(p, model, _q("another one?")).outcome is Outcome.rate_limited
+    assert model.calls == 1 and p.budget.committed_microusd("T1", "U1") == 4_000  # only the first reserved
 
 
 def test_capped_user_gets_budget_exceeded_and_no_model_call(settings, db):
@@ -141,7 +189,7 @@ def test_cache_hit_is_free_and_recorded(settings, db):
     assert model.calls == 2
     # Another model doesn't replay these answers.
     other = make_pipeline(settings, db, llm_model="claude-sonnet-4-5")
-    assert other.admit(_q(), max_cost_usd=MAX_COST).cache_key != p.admit(_q(), max_cost_usd=MAX_COST).cache_key
+    assert other.admit(_q()).cache_key != p.admit(_q()).cache_key
 
 
 def test_document_changes_invalidate_the_scope(settings, db):
@@ -162,18 +210,21 @@ def test_document_changes_invalidate_the_scope(settings, db):
 
 def test_only_clean_answers_are_cached(settings, db):
     p = make_pipeline(settings, db)
-    q = _q()
-    a = p.admit(q, max_cost_usd=MAX_COST)
     error = Answer("sorry", (), Outcome.error, Usage("none"))
     fallback = replace(CountingModel()("x"), notices=("Claude was unavailable; this is an extractive answer.",))
-    p.store_answer(a, q, error)
-    p.store_answer(a, q, fallback)
-    assert p.cached_answer(a, q) is None
-    threaded = p.admit(_q(history=()), max_cost_usd=MAX_COST)
+    for answer in (error, fallback):
+        with p.request(_q()) as request:
+            request.admit()
+            request.finish(answer)
+    with p.request(_q()) as request:
+        a = request.admit()
+        assert request.cached_answer() is None
+        request.finish(error)
+    threaded = p.admit(_q(history=()))
     assert threaded.cache_key == a.cache_key
     from bot.types import PriorTurn
 
-    assert p.admit(_q(history=(PriorTurn("user", "earlier"),)), max_cost_usd=MAX_COST).cache_key is None
+    assert p.admit(_q(history=(PriorTurn("user", "earlier"),))).cache_key is None
 
 
 def test_ledger_question_is_redacted_or_hashed(settings, db):
@@ -198,7 +249,9 @@ def test_redis_down_fails_closed_before_any_model_call(settings, db):
     p = make_pipeline(settings, db, redis_url="redis://127.0.0.1:1/0")
     model = CountingModel()
     with pytest.raises(ServiceUnavailable):
-        p.admit(_q(), max_cost_usd=MAX_COST)
+        p.admit(_q())
+    with pytest.raises(ServiceUnavailable):
+        p.budget.reserve("T1", "U1", MAX_COST)
     assert model.calls == 0
     p.close()
 

@@ -6,12 +6,16 @@ import re
 
 from hypothesis import given
 from hypothesis import strategies as st
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.callbacks import BaseCallbackHandler, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.retrievers import BaseRetriever
 
 from knowledge.chain import (
+    AnswerRequest,
+    ChainResult,
+    Prompt,
+    StaticHits,
     approx_tokens,
     build_answer_chain,
     build_messages,
@@ -152,26 +156,46 @@ def test_answer_chain_runs_end_to_end_with_a_plain_retriever():
         ]
     )
     chain = build_answer_chain(retriever, ExtractiveChatModel())
-    answer = chain.invoke("How much are meals reimbursed while travelling?")
-    assert isinstance(answer, str)
+    result = chain.invoke("How much are meals reimbursed while travelling?")
+    assert isinstance(result, ChainResult) and result.answerable
+    answer = result.message.content
     assert "40 EUR" in answer and "[1]" in answer
-    streamed = "".join(chain.stream("How much are meals reimbursed while travelling?"))
-    assert streamed == answer
+    assert [s.title for s in result.prompt.sources] == ["Expenses", "Office"]
+    tokens: list[str] = []
+
+    class Tokens(BaseCallbackHandler):
+        def on_llm_new_token(self, token, **kwargs):
+            tokens.append(token)
+
+    streaming = build_answer_chain(retriever, ExtractiveChatModel().bind(stream=True))
+    again = streaming.invoke("How much are meals reimbursed while travelling?", {"callbacks": [Tokens()]})
+    assert len(tokens) > 3 and "".join(tokens) == again.message.content == answer
 
 
-def test_answer_chain_uses_a_search_method_returning_hits():
-    class HitSearcher:
-        def __init__(self):
-            self.queries = []
+def test_answer_chain_round_trips_docent_hits_and_stops_at_the_gate():
+    asked: list[Prompt] = []
+    chain = build_answer_chain(
+        StaticHits(hits=[EXPENSES, LEAVE]), ExtractiveChatModel(), before_model=asked.append,
+        gate=lambda question, hits: "leave" in question,
+    )
+    result = chain.invoke(AnswerRequest("How many days of annual leave do staff get?"))
+    assert list(result.hits) == [EXPENSES, LEAVE]  # scores and payload survive retriever.invoke
+    assert "25 days" in result.message.content and "[2]" in result.message.content
+    assert len(asked) == 1 and asked[0].n_sources == 2
+    refused = chain.invoke("What is the wifi password?")
+    assert not refused.answerable and refused.message is None and refused.prompt is None
+    assert len(asked) == 1  # no prompt was built, no model called
 
-        def search(self, query):
-            self.queries.append(query)
-            return [EXPENSES, LEAVE]
 
-    searcher = HitSearcher()
-    answer = build_answer_chain(searcher, ExtractiveChatModel()).invoke("How many days of annual leave do staff get?")
-    assert searcher.queries == ["How many days of annual leave do staff get?"]
-    assert "25 days" in answer and "[2]" in answer
+def test_the_fallback_answers_when_the_model_fails():
+    class Broken(ExtractiveChatModel):
+        def _generate(self, *args, **kwargs):
+            raise ConnectionError("model unreachable")
+
+    result = build_answer_chain(StaticHits(hits=[LEAVE]), Broken(), fallback=ExtractiveChatModel()).invoke(
+        "How many days of annual leave do staff get?"
+    )
+    assert "25 days" in result.message.content
 
 
 def test_history_starting_with_the_bot_still_begins_with_a_human_turn():
@@ -210,7 +234,7 @@ def test_answer_chain_with_the_hybrid_retriever_is_scoped(tmp_path):
             store.add([chunk], embedder.embed_array([text]))
         retriever = HybridRetriever(store=store, embedder=embedder, scope=Scope("T1", "C1"), k=3)
         chain = build_answer_chain(retriever, ExtractiveChatModel())
-        answer = chain.invoke("What is the travel per diem?")
+        answer = chain.invoke("What is the travel per diem?").message.content
         assert "fifty dollars" in answer and "[1]" in answer
         assert "falcon" not in answer
     finally:
