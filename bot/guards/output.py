@@ -5,8 +5,8 @@
   so the answer is blocked. A long verbatim span of the system prompt blocks it too.
 * Links and images are the exfiltration channel of indirect injection (an image URL carrying
   the user's data is fetched by the client the moment it renders). Only URLs of the cited
-  sources survive: other Markdown links keep their text and lose the URL, other images and
-  bare URLs are removed.
+  sources survive: other Markdown links keep their text and lose the URL, other images go, and
+  bare or angle-bracket URLs become "[link removed]" — judged on a Markdown parse (see below).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import unquote
 
 from bot.guards.normalize import normalize_text
 
@@ -58,69 +60,135 @@ def leaks_system_prompt(text: str, system_prompt: str, span: int = SYSTEM_PROMPT
     return any(answer[i : i + span] in windows for i in range(len(answer) - span + 1))
 
 
-_IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-_LINK = re.compile(r"(?<!!)\[([^\]]+)\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
-_REF_DEF = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*(\S+).*$", re.MULTILINE)
-_AUTOLINK = re.compile(r"<((?:https?|ftp)://[^>\s]+)>")
-_HTML_TAG_URL = re.compile(r"<(?:img|a|iframe|script)\b[^>]*>", re.IGNORECASE)
-_BARE_URL = re.compile(r"(?<![\w/(\[<])(?:(?:https?|ftp)://|www\.)[^\s<>()\[\]\"']+[^\s<>()\[\]\"'.,;:!?]", re.IGNORECASE)
+# --- links -------------------------------------------------------------------------------------
+#
+# Links and images are found on a CommonMark parse (markdown-it-py, as the Slack renderer parses
+# answers), never by regular expressions over the text: a regex misses titles in single quotes or
+# parentheses, angle-bracket destinations, reference definitions … and then Slack shows a live
+# `<url|text>` link. Bare URLs inside text (which Slack and Discord auto-link) are found with
+# linkify-it-py. When anything must go, the edited token stream is written back as Markdown by
+# mdformat's renderer, which escapes text so the result parses to exactly the edited tree.
+
+_HTML_WITH_URL = re.compile(r"<(?:img|a|iframe|script|link|meta|object|embed|video|audio|source)\b[^>]*>", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def _markdown():
+    from markdown_it import MarkdownIt
+    from mdformat.renderer import MDRenderer
+
+    md = MarkdownIt("commonmark", renderer_cls=MDRenderer)
+    md.options.update(mdformat={}, store_labels=True, parser_extension=[], codeformatters={})
+    return md
+
+
+@lru_cache(maxsize=1)
+def _linkify():
+    from linkify_it import LinkifyIt
+
+    return LinkifyIt()
 
 
 def _canonical_url(url: str) -> str:
-    url = url.strip().strip("<>").rstrip("/")
+    url = unquote(url.strip().strip("<>")).rstrip("/")
     url = re.sub(r"^https?://", "", url, flags=re.IGNORECASE)
     return url.removeprefix("www.").casefold()
 
 
+def _bare_urls(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, url) of what a chat client would auto-link in plain text: URLs with a scheme
+    or www., and scheme-less ones carrying a path or query (data can ride in them). Emails and
+    bare host names stay."""
+    found = []
+    for m in _linkify().match(text) or ():
+        if m.schema == "mailto:":
+            continue
+        if not m.schema and not re.search(r"[/?#]", m.raw) and not m.raw.lower().startswith("www."):
+            continue
+        found.append((m.index, m.last_index, m.url))
+    return found
+
+
 def strip_untrusted_links(text: str, allowed_urls: Iterable[str]) -> tuple[str, int]:
-    """Remove every link and image whose URL is not allowed; returns (text, how many)."""
+    """Remove every link, image and auto-linked URL whose target is not allowed; returns
+    (text, how many). Link text stays; images go; bare and angle-bracket URLs become
+    "[link removed]". Text without anything to remove comes back unchanged."""
     allowed = {_canonical_url(u) for u in allowed_urls if u}
-    removed = 0
 
     def ok(url: str) -> bool:
         return _canonical_url(url) in allowed
 
-    def image(m: re.Match[str]) -> str:
-        nonlocal removed
-        if ok(m.group(2)):
-            return m.group(0)
-        removed += 1
-        return ""
+    md = _markdown()
+    env: dict = {}
+    tokens = md.parse(text, env)
+    removed = 0
+    references = env.get("references", {})
+    for label, ref in list(references.items()):
+        if not ok(ref.get("href", "")):
+            del references[label]  # an unused or removed definition must not be written back
+    for token in tokens:
+        if token.type == "html_block":
+            token.content, n = _HTML_WITH_URL.subn("", token.content)
+            removed += n
+        if token.type != "inline" or not token.children:
+            continue
+        # Links never nest in CommonMark, so one flag per kind of removal is enough.
+        children, dropping, autolink_text = [], False, False
+        for child in token.children:
+            if child.type == "link_open":
+                dropping = not ok(child.attrs.get("href", ""))
+                if dropping:
+                    removed += 1
+                    if child.markup == "autolink":  # <https://…>: its text is the URL itself
+                        children.append(_text_token(child, REMOVED_LINK))
+                        autolink_text = True
+                    continue
+            elif child.type == "link_close":
+                if dropping:
+                    dropping = autolink_text = False
+                    continue
+            elif autolink_text:
+                continue
+            elif child.type == "image" and not ok(child.attrs.get("src", "")):
+                removed += 1
+                continue
+            elif child.type == "html_inline":
+                child.content, n = _HTML_WITH_URL.subn("", child.content)
+                removed += n
+            elif child.type == "text":
+                pieces = _split_bare_urls(child, ok)
+                removed += sum(1 for p in pieces if p is not child and p.content == REMOVED_LINK)
+                children.extend(pieces)
+                continue
+            children.append(child)
+        token.children = children
+    if not removed:
+        return text, 0
+    return md.renderer.render(tokens, md.options, env).rstrip("\n"), removed
 
-    def link(m: re.Match[str]) -> str:
-        nonlocal removed
-        if ok(m.group(2)):
-            return m.group(0)
-        removed += 1
-        return m.group(1)
 
-    def ref_def(m: re.Match[str]) -> str:
-        nonlocal removed
-        if ok(m.group(1)):
-            return m.group(0)
-        removed += 1
-        return ""
+def _text_token(like, content: str):
+    from markdown_it.token import Token
 
-    def html(m: re.Match[str]) -> str:
-        nonlocal removed
-        removed += 1
-        return ""
+    token = Token("text", "", 0)
+    token.content = content
+    token.level = like.level
+    return token
 
-    def bare(m: re.Match[str]) -> str:
-        nonlocal removed
-        if ok(m.group(1) if m.lastindex else m.group(0)):
-            return m.group(0)
-        removed += 1
-        return REMOVED_LINK
 
-    text = _IMAGE.sub(image, text)
-    text = _LINK.sub(link, text)
-    text = _REF_DEF.sub(ref_def, text)
-    text = _HTML_TAG_URL.sub(html, text)
-    text = _AUTOLINK.sub(bare, text)
-    # Kept Markdown links contain their (allowed) URL; bare-URL matching skips "(" before it.
-    text = _BARE_URL.sub(bare, text)
-    return text, removed
+def _split_bare_urls(token, ok) -> list:
+    spans = [(a, b) for a, b, url in _bare_urls(token.content) if not ok(url)]
+    if not spans:
+        return [token]
+    pieces, at = [], 0
+    for a, b in spans:
+        if a > at:
+            pieces.append(_text_token(token, token.content[at:a]))
+        pieces.append(_text_token(token, REMOVED_LINK))
+        at = b
+    if at < len(token.content):
+        pieces.append(_text_token(token, token.content[at:]))
+    return pieces
 
 
 def check_output(

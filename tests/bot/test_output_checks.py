@@ -84,3 +84,43 @@ def test_images_are_stripped_unless_their_url_is_allowed():
 def test_html_tags_with_urls_are_removed():
     verdict = check('Answer <img src="https://evil.example/p.png?d=x"> done')
     assert "evil.example" not in verdict.text
+
+
+# Hardening review, item 1: links the regex filter let through (quoted or parenthesised titles,
+# angle-bracket destinations, reference definitions, Slack's <url|text>, scheme-less URLs).
+SMUGGLED = [
+    ("[t](https://x.example/a 'x')", "t"),
+    ("[t](<https://x.example/b c>)", "t"),
+    ("[t](https://x.example/c (x))", "t"),
+    ("![i](https://x.example/d.png 'x')", ""),
+    ("![i](<https://x.example/e.png>)", ""),
+    ("[ref][r] [1]\n\n[r]: https://x.example/r 'title'", "ref [1]"),
+    ("ask <https://x.example/f|click> now", "ask [link removed] now"),
+    ("ask <https://x.example/g|click here> now", "ask \\<[link removed] here> now"),
+    ("see x.example.com/collect?d=secret now", "see [link removed] now"),
+]
+
+
+def test_smuggled_links_are_removed_on_the_markdown_parse():
+    for answer, expected in SMUGGLED:
+        verdict = check(answer)
+        assert "x.example" not in verdict.text, answer
+        assert verdict.text == expected, answer
+        assert any(r.startswith("stripped_links:") for r in verdict.reasons), answer
+
+
+def test_what_slack_renders_from_a_filtered_answer_has_no_foreign_link():
+    from connectors.slack.mrkdwn import to_mrkdwn
+
+    for answer, _ in SMUGGLED:
+        rendered = to_mrkdwn(check(answer).text)
+        assert "x.example" not in rendered and "<http" not in rendered, (answer, rendered)
+
+
+def test_cited_links_emails_host_names_and_code_stay_exactly_as_written():
+    answer = (
+        "Leave is 25 days [1]; see [the page](https://handbook.example.gov/leave/) or mail hr@agency.gov "
+        "(login.gov works too).\n\n1. one\n2. two\n\n```\ncurl https://x.example/z\n```"
+    )
+    verdict = check(answer)
+    assert verdict.text == answer and verdict.reasons == ()
