@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
+from bot.guards.injection.classifier import embedding_layers_apply
 from bot.guards.injection.heuristic import HeuristicDetector
 from bot.guards.injection.patterns import DIRECT_PATTERNS, DOCUMENT_PATTERNS, DOCUMENT_SAFE_DIRECT
 from bot.guards.injection.verdict import (
@@ -22,6 +23,11 @@ from bot.guards.injection.verdict import (
     detect_many,
 )
 from bot.guards.normalize import normalize_text, revealed_tags
+
+if TYPE_CHECKING:
+    from langchain_core.embeddings import Embeddings
+
+    from knowledge.embeddings import Embedder
 
 
 def document_detector() -> HeuristicDetector:
@@ -82,7 +88,8 @@ class DocumentScanner:
     """Indirect-injection scan of one document.
 
     Layer 1: the document patterns (instructions about "your response" etc.) plus the direct
-    heuristics, per sentence. Layer 2 (with an embedder): a stand-alone request sentence —
+    heuristics, per sentence. Layer 2 (with an embedder of the model the injection weights
+    were trained for — its similarity cut-off was tuned there): a stand-alone request sentence —
     a question or an imperative such as "Explain …", "Write a script …" — whose meaning is
     far from everything else in the document. Handbooks say "Do X" all the time, but about
     their own subject; an instruction smuggled in for the model is about something else.
@@ -91,7 +98,7 @@ class DocumentScanner:
     def __init__(
         self,
         detector: InjectionDetector | None = None,
-        embedder=None,
+        embedder: Embeddings | None = None,
         *,
         off_topic_similarity: float = 0.25,
     ):
@@ -100,7 +107,13 @@ class DocumentScanner:
         # document layer always runs and a caller's detector only adds its *high* verdicts.
         self.document_layer = document_detector()
         self.extra_detector = detector
-        self.embedder = embedder
+        self.embedder: Embedder | None = None
+        if embedder is not None:
+            from knowledge.embeddings import as_embedder
+
+            wrapped = as_embedder(embedder)
+            # Any other model's similarities mean something else: patterns only, then.
+            self.embedder = wrapped if embedding_layers_apply(wrapped) else None
         self.off_topic_similarity = off_topic_similarity
         self._vector_cache: dict[str, object] = {}
 
@@ -123,7 +136,7 @@ class DocumentScanner:
             if verdict.level >= ThreatLevel.low:
                 findings.append(Finding(passage, verdict))
                 flagged.add(i)
-        if self.embedder is not None and type(self.embedder).__name__ != "HashEmbeddings":
+        if self.embedder is not None:
             findings.extend(self._off_topic_requests(passages, flagged))
         return findings
 
@@ -177,12 +190,13 @@ def is_request_shaped(passage: str) -> bool:
     return bool(_REQUEST_START.match(passage))
 
 
-def scan_document(text: str, detector: InjectionDetector | None = None, embedder=None) -> list[Finding]:
+def scan_document(text: str, detector: InjectionDetector | None = None, embedder: Embeddings | None = None) -> list[Finding]:
     """Suspicious passages of a document (empty list = nothing found).
 
     The document heuristics always run; `detector` (e.g. the question detector) adds only
     its `high` verdicts. Pass the MiniLM `embedder` to enable the off-topic-request layer
-    (without it, stand-alone task requests like "Explain photosynthesis." are not caught).
+    (without it, or with another model, stand-alone task requests like "Explain
+    photosynthesis." are not caught).
     """
     return DocumentScanner(detector, embedder).scan(text)
 
