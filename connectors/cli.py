@@ -354,7 +354,7 @@ def eval_injection(
 ):
     """Detection and false-positive rates of the prompt-injection detector."""
     from bot.guards.injection import default_detector
-    from bot.guards.injection_eval import evaluate_injection_file
+    from gauges.injection import evaluate_injection_file
     from knowledge.embeddings import make_embedder
 
     settings = _settings()

@@ -1,6 +1,6 @@
 """Prompt-injection detection (OWASP LLM01) for questions and for documents at ingest.
 
-One module per concern; each layer is measurable on its own (`python -m bot.guards.injection_eval`):
+One module per concern; each layer is measurable on its own (`python -m gauges.injection`):
 
 * `verdict` — `ThreatLevel`, `Verdict`, `BLOCKING_LEVEL`, and `combine` / `CombinedDetector`
   (defense in depth: the highest level any layer reports).

@@ -1,6 +1,6 @@
 """The embedding layer: logistic regression over sentence embeddings.
 
-Weights are trained offline by `bot.guards.train_injection` and shipped as numbers in
+Weights are trained offline by `gauges.train_injection` and shipped as numbers in
 `bot/guards/data/injection_lr.json`, together with the identity of the model they were
 trained for (`model_name`, `dim`). Vectors of another model would give meaningless scores,
 so the classifier refuses such an embedder, and the default detectors use their embedding
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = Path(__file__).parent.parent / "data" / "injection_lr.json"
-RETRAIN_HINT = "retrain with `python -m bot.guards.train_injection PATH/deepset_train.jsonl`"
+RETRAIN_HINT = "retrain with `python -m gauges.train_injection PATH/deepset_train.jsonl`"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Train the embedding layer of the injection detector (run offline by a developer).
 
-    python -m bot.guards.train_injection /path/to/deepset_train.jsonl [--out bot/guards/data/injection_lr.json]
+    python -m gauges.train_injection /path/to/deepset_train.jsonl [--out bot/guards/data/injection_lr.json]
 
 Logistic regression (numpy, L2, full-batch gradient descent) over all-MiniLM-L6-v2
 embeddings of the training rows plus `BENIGN_LOOKALIKES` below: our own questions that use
