@@ -68,7 +68,7 @@ def eval_injection(
 ):
     """Detection and false-positive rates of the prompt-injection detector."""
     from bot.guards.injection import default_detector
-    from bot.guards.injection_eval import evaluate_injection_file
+    from gauges.injection import evaluate_injection_file
 
     settings = settings_for()
     print_result(evaluate_injection_file(file, default_detector(_embedder(settings))), as_json)

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from bot.guards.injection import ThreatLevel, Verdict
-from bot.guards.injection_eval import (
+from gauges.injection import (
     evaluate_document_scan,
     evaluate_injection_file,
     hide_in_page,

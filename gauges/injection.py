@@ -9,8 +9,8 @@
 
 Command line (the lead's `docent eval injection` calls the same functions):
 
-    python -m bot.guards.injection_eval FILE.jsonl [--json] [--heuristic-only]
-    python -m bot.guards.injection_eval --documents HANDBOOK_DIR --attacks ATTACKS.jsonl [--json]
+    python -m gauges.injection FILE.jsonl [--json] [--heuristic-only]
+    python -m gauges.injection --documents HANDBOOK_DIR --attacks ATTACKS.jsonl [--json]
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def _load_embedder(heuristic_only: bool):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.guards.injection_eval", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m gauges.injection", description=__doc__.split("\n\n")[0])
     parser.add_argument("file", nargs="?", type=Path, help="JSONL with text,label")
     parser.add_argument("--documents", type=Path, help="folder of Markdown pages for the ingest-scan evaluation")
     parser.add_argument("--attacks", type=Path, help="BIPIA-style JSONL with an 'instruction' field")

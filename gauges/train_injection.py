@@ -1,6 +1,6 @@
 """Train the embedding layer of the injection detector (run offline by a developer).
 
-    python -m bot.guards.train_injection /path/to/deepset_train.jsonl [--out bot/guards/data/injection_lr.json]
+    python -m gauges.train_injection /path/to/deepset_train.jsonl [--out bot/guards/data/injection_lr.json]
 
 Logistic regression (numpy, L2, full-batch gradient descent) over all-MiniLM-L6-v2
 embeddings of the training rows plus `BENIGN_LOOKALIKES` below: our own questions that use
@@ -9,7 +9,9 @@ on out-of-fold probabilities (5-fold cross-validation), so they are not flattere
 model having seen the rows: `medium` (the blocking level) keeps the false-positive rate of
 the *combined* detector (heuristics + classifier) on benign training rows at most 2 %.
 
-Only numbers are written: 384 coefficients, the intercept and three thresholds.
+Only numbers are written — the coefficients, the intercept and three thresholds — with the
+identity of the model they belong to (`model_name`, `dim` of the embedder used), which the
+classifier checks before it uses them.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bot.guards.injection import BLOCKING_LEVEL, DEFAULT_WEIGHTS, HeuristicDetector
+
+if TYPE_CHECKING:
+    from knowledge.embeddings import Embedder
 
 # Our own benign texts that look like injections on the surface. Not from any test set.
 BENIGN_LOOKALIKES: tuple[str, ...] = (
@@ -164,6 +170,42 @@ def choose_threshold(probs: np.ndarray, y: np.ndarray, heuristic_hit: np.ndarray
     return 0.995
 
 
+def train(texts: list[str], y: np.ndarray, embedder: Embedder, max_fp: float = 0.015) -> tuple[dict[str, Any], str]:
+    """The weights record for `embedder` (rows + `BENIGN_LOOKALIKES`), and a one-line summary."""
+    texts = list(texts) + list(BENIGN_LOOKALIKES)
+    y = np.concatenate([y, np.zeros(len(BENIGN_LOOKALIKES))])
+    x = embedder.embed_array(texts).astype(np.float64)
+
+    heuristic = HeuristicDetector()
+    heuristic_hit = np.array([heuristic.detect(t).level >= BLOCKING_LEVEL for t in texts])
+    probs = out_of_fold(x, y)
+    t_medium = choose_threshold(probs, y, heuristic_hit, max_fp)
+    t_high = choose_threshold(probs, y, np.zeros_like(heuristic_hit), max_fp / 3)
+    t_high = max(t_high, t_medium)
+    t_low = max(0.3, t_medium - 0.25)
+    flagged = (probs >= t_medium) | heuristic_hit
+    summary = (
+        f"out-of-fold at medium={t_medium:.3f}: detection {flagged[y == 1].mean():.1%}, "
+        f"FP {flagged[y == 0].mean():.1%} (classifier alone: det {(probs >= t_medium)[y == 1].mean():.1%}, "
+        f"FP {(probs >= t_medium)[y == 0].mean():.1%}); high={t_high:.3f}"
+    )
+
+    w, b = fit_logistic(x, y)
+    record = {
+        # The identity the classifier checks: vectors of another model are not comparable.
+        "model_name": embedder.model_name,
+        "dim": int(embedder.dim),
+        "trained_on": "deepset/prompt-injections train split + docent's own benign look-alikes",
+        "n_rows": int(len(y)),
+        "coef": [round(float(v), 6) for v in w],
+        "intercept": round(float(b), 6),
+        "threshold_low": t_low,
+        "threshold_medium": t_medium,
+        "threshold_high": t_high,
+    }
+    return record, summary
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("train", type=Path, help="deepset_train.jsonl (text,label)")
@@ -174,41 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     from knowledge.embeddings import MiniLMEmbeddings
 
     texts, y = _read(args.train)
-    texts += list(BENIGN_LOOKALIKES)
-    y = np.concatenate([y, np.zeros(len(BENIGN_LOOKALIKES))])
-    x = MiniLMEmbeddings().embed_array(texts).astype(np.float64)
-
-    heuristic = HeuristicDetector()
-    heuristic_hit = np.array([heuristic.detect(t).level >= BLOCKING_LEVEL for t in texts])
-    probs = out_of_fold(x, y)
-    t_medium = choose_threshold(probs, y, heuristic_hit, args.max_fp)
-    t_high = choose_threshold(probs, y, np.zeros_like(heuristic_hit), args.max_fp / 3)
-    t_high = max(t_high, t_medium)
-    t_low = max(0.3, t_medium - 0.25)
-    flagged = (probs >= t_medium) | heuristic_hit
-    print(
-        f"out-of-fold at medium={t_medium:.3f}: detection {flagged[y == 1].mean():.1%}, "
-        f"FP {flagged[y == 0].mean():.1%} (classifier alone: det {(probs >= t_medium)[y == 1].mean():.1%}, "
-        f"FP {(probs >= t_medium)[y == 0].mean():.1%}); high={t_high:.3f}"
-    )
-
-    w, b = fit_logistic(x, y)
+    record, summary = train(texts, y, MiniLMEmbeddings(), args.max_fp)
+    print(summary)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "model": "all-MiniLM-L6-v2 (normalised embeddings)",
-                "trained_on": "deepset/prompt-injections train split + docent's own benign look-alikes",
-                "n_rows": int(len(y)),
-                "coef": [round(float(v), 6) for v in w],
-                "intercept": round(float(b), 6),
-                "threshold_low": t_low,
-                "threshold_medium": t_medium,
-                "threshold_high": t_high,
-            },
-            indent=None,
-        )
-    )
+    args.out.write_text(json.dumps(record, indent=None))
     print(f"wrote {args.out}")
     return 0
 
