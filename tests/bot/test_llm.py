@@ -24,11 +24,10 @@ from bot.llm import (
 )
 from bot.pricing import FALLBACK_PRICE, cost_usd, max_cost_usd, price_of
 from knowledge.extractive import ExtractiveChatModel
-from tests.fakes.anthropic_server import fake_anthropic  # noqa: F401 (pytest fixture)
 
 
 @pytest.fixture
-def claude_settings(settings, fake_anthropic):  # noqa: F811
+def claude_settings(settings, fake_anthropic):
     return settings.model_copy(
         update={"anthropic_api_key": SecretStr("test-key"), "anthropic_base_url": fake_anthropic.url, "llm_timeout_s": 2.0}
     )
@@ -79,7 +78,7 @@ def test_without_a_key_the_model_is_extractive(settings):
     assert model_name_of(model) == "extractive"
 
 
-def test_with_a_key_claude_is_configured_from_settings(claude_settings, fake_anthropic):  # noqa: F811
+def test_with_a_key_claude_is_configured_from_settings(claude_settings, fake_anthropic):
     model = make_chat_model(claude_settings)
     assert isinstance(model, ChatAnthropic)
     assert model.max_retries == 0  # our policy, not the SDK's
@@ -96,7 +95,7 @@ def test_with_a_key_claude_is_configured_from_settings(claude_settings, fake_ant
 # --- classifying real SDK errors --------------------------------------------------------------
 
 
-def test_rate_limit_is_retryable_with_its_retry_after(claude_settings, fake_anthropic):  # noqa: F811
+def test_rate_limit_is_retryable_with_its_retry_after(claude_settings, fake_anthropic):
     fake_anthropic.rate_limited("7")
     exc = _status_error(fake_anthropic, claude_settings)
     assert isinstance(exc, anthropic.RateLimitError)
@@ -104,7 +103,7 @@ def test_rate_limit_is_retryable_with_its_retry_after(claude_settings, fake_anth
     assert retry_after_s(exc) == 7.0
 
 
-def test_spend_limit_429_is_never_retryable(claude_settings, fake_anthropic):  # noqa: F811
+def test_spend_limit_429_is_never_retryable(claude_settings, fake_anthropic):
     fake_anthropic.spend_limit()
     exc = _status_error(fake_anthropic, claude_settings)
     assert isinstance(exc, anthropic.RateLimitError) and exc.status_code == 429
@@ -123,21 +122,21 @@ def test_spend_limit_429_is_never_retryable(claude_settings, fake_anthropic):  #
         (403, "permission_error", False),
     ],
 )
-def test_status_codes_classified(claude_settings, fake_anthropic, status, error_type, retryable):  # noqa: F811
+def test_status_codes_classified(claude_settings, fake_anthropic, status, error_type, retryable):
     fake_anthropic.error(status, error_type, "boom")
     exc = _status_error(fake_anthropic, claude_settings)
     assert getattr(exc, "status_code", None) == status
     assert is_retryable(exc) is retryable
 
 
-def test_timeout_is_retryable(claude_settings, fake_anthropic):  # noqa: F811
+def test_timeout_is_retryable(claude_settings, fake_anthropic):
     fake_anthropic.delay(5)
     exc = _status_error(fake_anthropic, claude_settings.model_copy(update={"llm_timeout_s": 0.3}))
     assert isinstance(exc, anthropic.APITimeoutError)
     assert is_retryable(exc)
 
 
-def test_retry_after_as_http_date(claude_settings, fake_anthropic):  # noqa: F811
+def test_retry_after_as_http_date(claude_settings, fake_anthropic):
     now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
     fake_anthropic.rate_limited(format_datetime(now + timedelta(seconds=12), usegmt=True))
     exc = _status_error(fake_anthropic, claude_settings)
@@ -197,7 +196,7 @@ def test_non_retryable_errors_raise_at_once():
     assert flaky.calls == 1
 
 
-def test_retry_after_beyond_the_cap_is_not_waited_for(claude_settings, fake_anthropic):  # noqa: F811
+def test_retry_after_beyond_the_cap_is_not_waited_for(claude_settings, fake_anthropic):
     model = make_chat_model(claude_settings)
     fake_anthropic.rate_limited(str(int(MAX_RETRY_WAIT_S * 3)))
     sleeps = []

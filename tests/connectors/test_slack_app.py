@@ -9,9 +9,6 @@ import time
 from contextlib import contextmanager
 
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import SecretStr
 from sqlmodel import select
 
@@ -20,6 +17,7 @@ from bot.core import Docent
 from connectors.slack import blocks
 from connectors.slack.app import build_app, make_http_server, make_web_client
 from knowledge.types import Scope
+from tests.fakes.chat_model import FakeChatModel
 from tests.fakes.slack_api import (
     BOT_ID,
     BOT_TOKEN,
@@ -28,6 +26,7 @@ from tests.fakes.slack_api import (
     TEAM_ID,
     FakeFile,
     FakeSlackApi,
+    SlackBotHarness,
     command_fields,
     event_body,
     interaction_fields,
@@ -35,6 +34,7 @@ from tests.fakes.slack_api import (
     message_event,
     post_event,
     post_form,
+    serve,
 )
 
 HANDBOOK = (
@@ -59,65 +59,6 @@ def docent(settings):
     d = Docent.from_settings(settings)
     yield d
     d.close()
-
-
-class Bot:
-    def __init__(self, url: str, app, slack: FakeSlackApi):
-        self.url = url
-        self.app = app
-        self.connector = app.docent_connector
-        self.slack = slack
-
-    def send(self, event: dict, **kwargs) -> tuple[int, dict, str]:
-        body = event_body(event, event_id=kwargs.pop("event_id", None))
-        status, text = post_event(self.url, body, **kwargs)
-        return status, body, text
-
-    def settle(self) -> None:
-        assert self.connector.wait_idle(60), "listeners/answers still running after 60 s"
-
-    def answer_for(self, event_ts: str, channel: str = "C0GENERAL", timeout_s: float = 30) -> dict:
-        """Wait for docent's final message in the thread of `event_ts` (the updated placeholder)."""
-
-        def final(calls):
-            for call in calls:
-                if call.method == "chat.update" and call.params.get("channel") == channel:
-                    blocks_ = call.params.get("blocks") or []
-                    if any(b.get("type") == "context" and "writing" in json.dumps(b) for b in blocks_):
-                        continue
-                    placeholder = self.placeholder_ts(event_ts, channel)
-                    if placeholder and call.params.get("ts") == placeholder:
-                        return call.params
-            return None
-
-        return self.slack.wait_for(final, timeout_s)
-
-    def placeholder_ts(self, event_ts: str, channel: str = "C0GENERAL") -> str | None:
-        for m in self.slack.thread_messages(channel, event_ts):
-            if m.get("bot_id") == BOT_ID:
-                return m["ts"]
-        return None
-
-    def posts(self, channel: str | None = None) -> list:
-        return [c for c in self.slack.calls("chat.postMessage") if channel is None or c.params["channel"] == channel]
-
-
-@contextmanager
-def serve(docent, settings, slack: FakeSlackApi):
-    settings = settings.model_copy(
-        update={"slack_api_url": slack.api_url, "slack_bot_token": SecretStr(BOT_TOKEN),
-                "slack_signing_secret": SecretStr(SIGNING_SECRET)}
-    )
-    app = build_app(docent, settings, client=make_web_client(settings))
-    server = make_http_server(app, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield Bot(f"http://127.0.0.1:{server.server_port}/slack/events", app, slack)
-    finally:
-        server.shutdown()
-        server.server_close()
-        app.docent_connector.close(drain_s=30)
 
 
 @pytest.fixture
@@ -413,7 +354,7 @@ def test_socket_mode_requests_are_acked_and_answered_once(docent, settings, slac
             handler.handle(handler.client, SocketModeRequest(type="events_api", envelope_id=f"env-{attempt}",
                                                              payload=body, retry_attempt=attempt))
         assert [a.envelope_id for a in acks] == ["env-0", "env-1"]
-        answer_ts = Bot("", app, slack).answer_for("1700001600.000100")
+        answer_ts = SlackBotHarness("", app, slack).answer_for("1700001600.000100")
         assert "*Sources*" in _section_texts(answer_ts)
         assert app.docent_connector.wait_idle(60)
         assert len(slack.thread_messages("C0GENERAL", "1700001600.000100")) == 1
@@ -422,32 +363,8 @@ def test_socket_mode_requests_are_acked_and_answered_once(docent, settings, slac
 
 
 # --- streaming ---------------------------------------------------------------------------------------
-class _StreamingModel(BaseChatModel):
-    """Streams a cited answer word by word, slowly enough for several progress updates."""
-
-    words: tuple[str, ...] = tuple("Every employee receives twenty-five vacation days per year [1] .".split())
-    pause_s: float = 0.3
-    model: str = "claude-haiku-4-5"
-
-    @property
-    def _llm_type(self) -> str:
-        return "streaming-test"
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
-        message = AIMessage(content=" ".join(self.words),
-                            usage_metadata={"input_tokens": 50, "output_tokens": 12, "total_tokens": 62})
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
-        for i, word in enumerate(self.words):
-            time.sleep(self.pause_s)
-            last = i == len(self.words) - 1
-            usage = {"input_tokens": 50, "output_tokens": 12, "total_tokens": 62} if last else None
-            yield ChatGenerationChunk(message=AIMessageChunk(content=word + " ", usage_metadata=usage))
-
-
 def test_streamed_answer_updates_the_placeholder_at_most_once_a_second(settings, slack):
-    docent = Docent.from_settings(settings, chat_model=_StreamingModel())
+    docent = Docent.from_settings(settings, chat_model=FakeChatModel(reply="Every employee receives twenty-five vacation days per year [1] .", pause_s=0.3))
     try:
         _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
         with serve(docent, settings, slack) as bot:

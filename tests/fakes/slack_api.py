@@ -14,6 +14,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -398,3 +399,70 @@ def command_fields(text: str, *, user: str = "U0ASKER", channel: str = "C0GENERA
 
 def interaction_fields(payload: dict) -> dict:
     return {"payload": json.dumps(payload)}
+
+
+# --- the bot under test -----------------------------------------------------------------------------
+class SlackBotHarness:
+    """The real Bolt app over HTTP on loopback, pointed at a FakeSlackApi; see `serve`."""
+
+    def __init__(self, url: str, app, slack: FakeSlackApi):
+        self.url = url
+        self.app = app
+        self.connector = app.docent_connector
+        self.slack = slack
+
+    def send(self, event: dict, **kwargs) -> tuple[int, dict, str]:
+        body = event_body(event, event_id=kwargs.pop("event_id", None))
+        status, text = post_event(self.url, body, **kwargs)
+        return status, body, text
+
+    def settle(self) -> None:
+        assert self.connector.wait_idle(60), "listeners/answers still running after 60 s"
+
+    def answer_for(self, event_ts: str, channel: str = "C0GENERAL", timeout_s: float = 30) -> dict:
+        """Wait for docent's final message in the thread of `event_ts` (the updated placeholder)."""
+
+        def final(calls):
+            for call in calls:
+                if call.method == "chat.update" and call.params.get("channel") == channel:
+                    blocks_ = call.params.get("blocks") or []
+                    if any(b.get("type") == "context" and "writing" in json.dumps(b) for b in blocks_):
+                        continue
+                    placeholder = self.placeholder_ts(event_ts, channel)
+                    if placeholder and call.params.get("ts") == placeholder:
+                        return call.params
+            return None
+
+        return self.slack.wait_for(final, timeout_s)
+
+    def placeholder_ts(self, event_ts: str, channel: str = "C0GENERAL") -> str | None:
+        for m in self.slack.thread_messages(channel, event_ts):
+            if m.get("bot_id") == BOT_ID:
+                return m["ts"]
+        return None
+
+    def posts(self, channel: str | None = None) -> list:
+        return [c for c in self.slack.calls("chat.postMessage") if channel is None or c.params["channel"] == channel]
+
+
+@contextmanager
+def serve(docent, settings, slack: FakeSlackApi):
+    """docent's Bolt app over signed HTTP on loopback, talking to `slack`; closed (drained) on exit."""
+    from pydantic import SecretStr
+
+    from connectors.slack.app import build_app, make_http_server, make_web_client
+
+    settings = settings.model_copy(
+        update={"slack_api_url": slack.api_url, "slack_bot_token": SecretStr(BOT_TOKEN),
+                "slack_signing_secret": SecretStr(SIGNING_SECRET)}
+    )
+    app = build_app(docent, settings, client=make_web_client(settings))
+    server = make_http_server(app, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield SlackBotHarness(f"http://127.0.0.1:{server.server_port}/slack/events", app, slack)
+    finally:
+        server.shutdown()
+        server.server_close()
+        app.docent_connector.close(drain_s=30)

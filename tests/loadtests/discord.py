@@ -23,12 +23,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field
-
 from admin.types import Actor
 from bot.settings import Settings
-from knowledge.extractive import ExtractiveChatModel
 from knowledge.types import Scope
+from tests.fakes.chat_model import FakeChatModel
 
 BENCH_GUILD = 800_000_000_000_000_777
 BENCH_CHANNEL = 810_000_000_000_000_777
@@ -44,23 +42,6 @@ Travel expenses are reimbursed within 30 days when submitted with receipts throu
 portal. Meals are covered up to 60 EUR per day while travelling.
 """
 BENCH_QUESTION = "How many days of paid annual leave do employees get?"
-
-
-class SlowExtractiveModel(ExtractiveChatModel):
-    """The offline extractive model, after waiting up to `delay_s` (or until `release` is set).
-
-    Stands in for a slow LLM without a network; `release` lets a benchmark end early instead of
-    leaving worker threads asleep for the full delay.
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    delay_s: float = 30.0
-    release: threading.Event = Field(default_factory=threading.Event)
-
-    def _answer(self, messages):  # type: ignore[override]
-        self.release.wait(self.delay_s)
-        return super()._answer(messages)
 
 
 @dataclass(frozen=True)
@@ -109,7 +90,7 @@ async def measure_deferral_latency(
     """Dispatch `concurrent` `/ask` interactions at once; time dispatch → defer callback at the fake API.
 
     `docent` should be built with a chat model that takes `model_delay_s` and stops waiting when
-    `release` is set (e.g. `SlowExtractiveModel`). Must run inside an event loop.
+    `release` is set (e.g. `FakeChatModel`). Must run inside an event loop.
     `spacing_s` > 0 dispatches one interaction every `spacing_s` instead of all at once, so later
     ones arrive while earlier ones are already retrieving in worker threads.
     """
@@ -169,7 +150,7 @@ def run_discord_bench(settings: Settings, *, concurrent: int = 20, model_delay_s
     """`python -m tests.loadtests discord`: a throwaway data dir, one document, 20 concurrent /ask, a 30 s model."""
     from bot.core import Docent
 
-    model = SlowExtractiveModel(delay_s=model_delay_s)
+    model = FakeChatModel(delay_s=model_delay_s)
     with tempfile.TemporaryDirectory(prefix="docent-discord-bench-") as tmp:
         bench_settings = settings.model_copy(
             update={"data_dir": Path(tmp), "database_url": None, "redis_url": None, "qdrant_url": None}

@@ -28,9 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
+from tests.fakes.chat_model import FakeChatModel
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TEAM_CHANNEL = "C0BENCH"
@@ -45,25 +43,6 @@ def _fake_slack():
     from tests.fakes import slack_api
 
     return slack_api
-
-
-class SlowChatModel(BaseChatModel):
-    """A chat model that takes `delay_s` to answer: stands in for a slow LLM, offline."""
-
-    delay_s: float = 30.0
-    model: str = "claude-haiku-4-5"
-
-    @property
-    def _llm_type(self) -> str:
-        return "slow-fake"
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
-        time.sleep(self.delay_s)
-        message = AIMessage(
-            content="Train travel is first class for trips longer than four hours [1].",
-            usage_metadata={"input_tokens": 300, "output_tokens": 20, "total_tokens": 320},
-        )
-        return ChatResult(generations=[ChatGeneration(message=message)])
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -415,7 +394,7 @@ def _serve(port: int) -> None:
     logging.basicConfig(level=logging.WARNING)
     settings = Settings(_env_file=None)
     delay = os.environ.get("DOCENT_BENCH_LLM_DELAY_S")
-    docent = Docent.from_settings(settings, chat_model=SlowChatModel(delay_s=float(delay)) if delay else None)
+    docent = Docent.from_settings(settings, chat_model=FakeChatModel(reply="Train travel is first class for trips longer than four hours [1].", delay_s=float(delay)) if delay else None)
     workers = int(os.environ.get("DOCENT_BENCH_ANSWER_WORKERS", "8"))
     try:
         run_http(docent, settings, port, host="127.0.0.1", answer_workers=workers)

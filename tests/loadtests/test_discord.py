@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from admin.types import Actor
 from bot.core import Docent
+from tests.fakes.chat_model import FakeChatModel
 from tests.loadtests.discord import (
     BENCH_DOCUMENT,
     BENCH_GUILD,
-    SlowExtractiveModel,
     measure_deferral_latency,
 )
 from knowledge.types import Scope
 
 
 async def test_twenty_concurrent_asks_are_all_deferred_before_the_slow_model_answers(settings):
-    model = SlowExtractiveModel(delay_s=30.0)
+    model = FakeChatModel(delay_s=30.0)
     docent = Docent.from_settings(settings, chat_model=model)
     try:
         ops = Actor(platform="cli", workspace=str(BENCH_GUILD), user_id="ops", is_platform_admin=True)

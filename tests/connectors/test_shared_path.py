@@ -1,5 +1,6 @@
 """One core path: the same questions give the same answers and sources through Discord, through
-`Docent.ask` directly, and through the `docent ask --json` command line.
+Slack (an @mention to the real Bolt app), through `Docent.ask` directly, and through the
+`docent ask --json` command line.
 
 Each route gets its own data directory holding the same documents, so no route can answer from
 another's response cache: equal answers come from the same code, not from a shared memo.
@@ -16,7 +17,9 @@ from bot.core import Docent
 from bot.types import Question
 from connectors.discord.rendering import render_answer
 from knowledge.types import Scope
+from connectors.slack import blocks
 from tests.fakes.discord_api import DiscordHarness, slash_command
+from tests.fakes.slack_api import TEAM_ID, FakeSlackApi, mention_event, serve
 
 GUILD = "800000000000000001"
 CHANNEL = "810000000000000001"
@@ -36,11 +39,11 @@ QUESTIONS = [
 ]
 
 
-def _load(settings) -> Docent:
+def _load(settings, workspace: str = GUILD, channel: str = CHANNEL) -> Docent:
     docent = Docent.from_settings(settings)
-    ops = Actor(platform="cli", workspace=GUILD, user_id="ops", is_platform_admin=True)
+    ops = Actor(platform="cli", workspace=workspace, user_id="ops", is_platform_admin=True)
     for name, data in DOCUMENTS.items():
-        docent.admin.upload(ops, name, data, Scope(GUILD, CHANNEL))
+        docent.admin.upload(ops, name, data, Scope(workspace, channel))
     return docent
 
 
@@ -96,3 +99,36 @@ async def test_discord_direct_and_cli_give_the_same_answers(settings, tmp_path, 
         assert data["text"] == answer.text
         assert data["outcome"] == str(answer.outcome)
         assert _source_keys(data["sources"]) == [(s.n, s.doc_id, s.title, s.page, s.section) for s in answer.sources]
+
+
+SLACK_CHANNEL = "C0GENERAL"
+
+
+def _strip_feedback(msg_blocks: list[dict]) -> list[dict]:
+    # Feedback buttons carry each route's own request id; everything else must match.
+    return [b for b in msg_blocks if b.get("type") != "actions"]
+
+
+def test_slack_and_direct_give_the_same_answers(settings, tmp_path):
+    direct_docent = _load(settings.model_copy(update={"data_dir": tmp_path / "direct"}), TEAM_ID, SLACK_CHANNEL)
+    try:
+        direct = [direct_docent.ask(Question("cli", TEAM_ID, SLACK_CHANNEL, "someone", q)) for q in QUESTIONS]
+    finally:
+        direct_docent.close()
+    assert [str(a.outcome) for a in direct] == ["answered"] * 3 + ["abstained"]
+
+    slack_settings = settings.model_copy(update={"data_dir": tmp_path / "slack"})
+    slack_docent = _load(slack_settings, TEAM_ID, SLACK_CHANNEL)
+    try:
+        with FakeSlackApi() as fake:
+            fake.add_user("U0ASKER")
+            with serve(slack_docent, slack_settings, fake) as bot:
+                for i, (question, answer) in enumerate(zip(QUESTIONS, direct)):
+                    ts = f"17000009{i:02d}.000100"
+                    status, _, _ = bot.send(mention_event(question, ts=ts, channel=SLACK_CHANNEL))
+                    assert status == 200
+                    final = bot.answer_for(ts, channel=SLACK_CHANNEL)
+                    expected = blocks.answer_messages(answer)[0]
+                    assert _strip_feedback(final["blocks"]) == _strip_feedback(list(expected.blocks)), question
+    finally:
+        slack_docent.close()
