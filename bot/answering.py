@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -52,7 +52,7 @@ SNIPPET_CHARS = 200
 _TOKENS_PER_MESSAGE = 16
 _TOKENS_PER_REQUEST = 64
 
-Gate = Callable[[str, Sequence[Hit]], bool]
+Gate = Callable[[str, Sequence[Hit]], Any]
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ class DraftAnswer:
     cited: bool = True  # False: the model cited no source, i.e. it found no answer in them
     generated: bool = True  # False: the gate found the documents don't answer; no model was called
     hits: tuple[Hit, ...] = ()  # what retrieval found, best first
+    answerability: Any = None  # the gate's verdict (knowledge.answerability.Answerability)
 
 
 def history_pairs(history: Sequence[PriorTurn]) -> list[tuple[str, str]]:
@@ -250,8 +251,8 @@ class AnswerEngine:
         latency_ms = (time.perf_counter() - started) * 1000
         if result.message is None:  # the gate: no model was called
             return DraftAnswer("", (), Usage(model="none", latency_ms=latency_ms), cited=False, generated=False,
-                               hits=result.hits)
-        return self._draft(result, streamed, latency_ms)
+                               hits=result.hits, answerability=result.answerability)
+        return replace(self._draft(result, streamed, latency_ms), answerability=result.answerability)
 
     # --- after the model ----------------------------------------------------------------------
     def _draft(self, result: ChainResult, streamed: _StreamedText | None, latency_ms: float) -> DraftAnswer:

@@ -34,6 +34,7 @@ from bot.types import (
     Usage,
 )
 from knowledge.embeddings import Embedder, as_embedder, make_embedder
+from knowledge.answerability import AnswerabilityScorer
 from knowledge.chain import Prompt
 from knowledge.ingest import KnowledgeBase
 from knowledge.retriever import HybridRetriever
@@ -71,6 +72,7 @@ class Docent:
         self.guards = guards
         self.admin = admin
         self.embedder = embedder
+        self.answerability = AnswerabilityScorer(settings.relevance_threshold)
 
     @classmethod
     def from_settings(
@@ -176,10 +178,12 @@ class Docent:
 
         draft = self.engine.answer(
             admission.text, retriever, history=request.question.history, on_delta=stream, canary=canary,
-            gate=lambda _question, hits: retriever.answerable(list(hits)), before_model=before_model,
+            gate=self.answerability.score, before_model=before_model,
         )
+        score = draft.answerability.score if draft.answerability is not None else None
         if not draft.generated:
-            return Answer(text=NO_ANSWER, sources=(), outcome=Outcome.abstained, usage=draft.usage, notices=notices)
+            return Answer(text=NO_ANSWER, sources=(), outcome=Outcome.abstained, usage=draft.usage, notices=notices,
+                          answerability=score)
         request.settle(draft.usage)
 
         verdict = check_output(
@@ -199,6 +203,7 @@ class Docent:
             outcome=Outcome.answered if draft.cited else Outcome.abstained,
             usage=draft.usage,
             notices=notices + draft.notices,
+            answerability=score,
         )
 
     @staticmethod

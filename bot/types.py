@@ -93,6 +93,8 @@ class Answer:
     notices: tuple[str, ...] = ()  # e.g. "Claude was unavailable; this is an extractive answer."
     request_id: str | None = None
     retry_after_s: float | None = None  # set when rate limited
+    answerability: float | None = None  # the gate's score, when the question reached it
+    related: tuple[Source, ...] = ()  # on an abstention: the closest passages, offered as "related"
     extra: dict = field(default_factory=dict, compare=False)
 
 

@@ -1,13 +1,24 @@
 """`docent eval qa`: questions asked through the real answer path over a folder of documents.
 
-Reports recall@1/3/5 of the gold documents among the retrieved sources, the abstention rate on
-unanswerable questions, the false-abstention rate on answerable ones, and latency percentiles.
+Reports retrieval (recall@1/3/5 = share of a question's gold documents among the top k distinct
+documents; hit@1/3/5 = any gold document there), the answerability score's trade-off over the
+whole set (ROC AUC; the abstention on unanswerable questions at a false-abstention rate ≤ 5 % and
+≤ 10 %, each at the best threshold for this set — the curve, not the deployed setting), what the
+deployed decision actually did (abstention on unanswerable, false abstention on answerable — a
+question blocked by the injection guard is a refusal too), latency, and one row per question.
+
+Questions file: JSONL with id, question, gold (document paths relative to the folder), answerable;
+optional `channel` (the channel the question is asked in; default: none, i.e. it sees only
+workspace-wide documents) and `kind`. `--links FILE` (JSON `{channel: [glob, …]}`) links the
+matching documents to that channel only; every other document is workspace-wide.
+
 The folder is ingested into its own data directory; ingest is idempotent, so a second run only
 re-reads files (nothing is re-embedded unless it changed).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import statistics
@@ -20,6 +31,7 @@ from bot.types import Outcome, Question
 from knowledge.types import Scope
 
 EVAL_WORKSPACE = "eval"
+REFUSALS = (Outcome.abstained, Outcome.blocked)
 
 
 def _percentile(values: list[float], p: float) -> float:
@@ -40,21 +52,69 @@ def load_questions(path: Path) -> list[dict]:
     return rows
 
 
+def load_links(path: Path | None) -> dict[str, list[str]]:
+    if path is None:
+        return {}
+    links = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(links, dict) or not all(isinstance(v, list) for v in links.values()):
+        raise ValueError(f"{path}: expected {{channel: [glob, …]}}")
+    return links
+
+
+def channel_of(name: str, links: dict[str, list[str]]) -> str | None:
+    """The channel a document is linked to (first matching glob), or None for workspace-wide."""
+    for channel, globs in links.items():
+        if any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(Path(name).name, g) for g in globs):
+            return channel
+    return None
+
+
+def roc_auc(scores: list[float], labels: list[bool]) -> float | None:
+    """Probability that a random positive scores above a random negative (ties count half)."""
+    pos = [s for s, y in zip(scores, labels) if y]
+    neg = [s for s, y in zip(scores, labels) if not y]
+    if not pos or not neg:
+        return None
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def abstention_at_false_abstention(scores: list[float], labels: list[bool], max_false: float) -> dict:
+    """The best threshold on this set for abstaining (score < t) with false abstention ≤ max_false:
+    the abstention rate on unanswerable questions it reaches, and the threshold."""
+    pos = sorted(s for s, y in zip(scores, labels) if y)
+    neg = [s for s, y in zip(scores, labels) if not y]
+    if not pos or not neg:
+        return {"abstain": None, "false_abstain": None, "threshold": None}
+    best = {"abstain": 0.0, "false_abstain": 0.0, "threshold": min(scores)}
+    for t in sorted(set(scores)) + [max(scores) + 1e-9]:
+        false_rate = sum(p < t for p in pos) / len(pos)
+        if false_rate > max_false:
+            break
+        rate = sum(n < t for n in neg) / len(neg)
+        if rate >= best["abstain"]:
+            best = {"abstain": rate, "false_abstain": false_rate, "threshold": t}
+    return best
+
+
 def evaluate_qa(
     docs_dir: Path,
     questions_path: Path,
     *,
     settings: Settings,
+    links_path: Path | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
     chat_model=None,
 ) -> dict:
     from admin.types import Actor
     from bot.core import Docent
+    from bot.guards.normalize import normalize_text
     from knowledge.loaders import SUPPORTED_EXTENSIONS
 
     docs_dir = docs_dir.resolve()
     questions = load_questions(questions_path)
-    key = hashlib.sha1(str(docs_dir).encode()).hexdigest()[:10]
+    links = load_links(links_path)
+    key = hashlib.sha1(f"{docs_dir}\x1f{json.dumps(links, sort_keys=True)}".encode()).hexdigest()[:10]
     eval_settings = settings.model_copy(
         update={
             "data_dir": settings.data_dir / "eval-qa" / key,
@@ -70,84 +130,104 @@ def evaluate_qa(
         }
     )
     eval_settings.data_dir.mkdir(parents=True, exist_ok=True)
-    docent = Docent.from_settings(eval_settings, chat_model=chat_model)
-    scope = Scope.workspace_wide(EVAL_WORKSPACE)
     actor = Actor("cli", EVAL_WORKSPACE, "eval", is_platform_admin=True)
-    try:
+    with Docent.from_settings(eval_settings, chat_model=chat_model) as docent:
         files = sorted(f for f in docs_dir.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED_EXTENSIONS)
         ingest_errors = []
+        started = time.perf_counter()
         for i, f in enumerate(files):
             if on_progress:
                 on_progress(i, len(files), "ingesting")
+            name = f.relative_to(docs_dir).as_posix()
+            scope = Scope(EVAL_WORKSPACE, channel_of(name, links) or "*")
             try:
-                docent.admin.upload(actor, f.relative_to(docs_dir).as_posix(), f.read_bytes(), scope)
+                docent.admin.upload(actor, name, f.read_bytes(), scope)
             except Exception as e:  # a bad file is reported, not fatal to the gauge
-                ingest_errors.append(f"{f.name}: {e}")
+                ingest_errors.append(f"{name}: {e}")
+        ingest_s = time.perf_counter() - started
 
-        retriever = docent.retriever(scope)
-        recall = {1: [], 3: [], 5: []}
-        answerable_abstained: list[bool] = []
-        unanswerable_abstained: list[bool] = []
+        recall: dict[int, list[float]] = {1: [], 3: [], 5: []}
+        hit: dict[int, list[float]] = {1: [], 3: [], 5: []}
         latencies: list[float] = []
-        best_dense: list[tuple[float, bool]] = []
-        per_question = []
+        rows = []
         for i, row in enumerate(questions):
             if on_progress:
                 on_progress(i, len(questions), "asking")
-            hits = retriever.search(row["question"], k=20)
+            channel = row.get("channel")
+            retriever = docent.retriever(Scope(EVAL_WORKSPACE, channel))
+            text = normalize_text(row["question"])
             ranked_docs: list[str] = []
-            for h in hits:
+            for h in retriever.search(text, k=20):
                 if h.chunk.source not in ranked_docs:
                     ranked_docs.append(h.chunk.source)
-            top = max((h.dense_score or 0.0 for h in hits), default=0.0)
-            best_dense.append((top, bool(row["answerable"])))
+            score = docent.answerability.score(text, retriever.search(text)).score
 
             t0 = time.perf_counter()
             answer = docent.ask(
-                Question(platform="eval", workspace=EVAL_WORKSPACE, channel=None, user="eval", text=row["question"])
+                Question(platform="eval", workspace=EVAL_WORKSPACE, channel=channel, user="eval", text=row["question"])
             )
             latencies.append((time.perf_counter() - t0) * 1000)
-            abstained = answer.outcome == Outcome.abstained
             gold = set(row["gold"])
             if row["answerable"]:
-                answerable_abstained.append(abstained)
                 for k in recall:
                     recall[k].append(len(gold & set(ranked_docs[:k])) / len(gold) if gold else 0.0)
-            else:
-                unanswerable_abstained.append(abstained)
-            per_question.append(
+                    hit[k].append(float(bool(gold & set(ranked_docs[:k]))))
+            gold_rank = next((r + 1 for r, d in enumerate(ranked_docs) if d in gold), None)
+            rows.append(
                 {
                     "id": row["id"],
-                    "answerable": row["answerable"],
+                    "answerable": bool(row["answerable"]),
+                    "kind": row.get("kind", "answerable" if row["answerable"] else "unanswerable"),
+                    "channel": channel,
                     "outcome": str(answer.outcome),
-                    "top_docs": ranked_docs[:5],
+                    "score": round(score, 4),
+                    "gold_rank": gold_rank,
                     "gold": sorted(gold),
-                    "best_dense": round(top, 4),
+                    "top_docs": ranked_docs[:5],
                     "cited": [s.source for s in answer.sources],
                 }
             )
         if on_progress:
             on_progress(len(questions), len(questions), "done")
-    finally:
-        docent.close()
+        model = docent.engine.model_name
+        threshold = docent.answerability.threshold
 
     def mean(xs: list) -> float:
         return float(statistics.fmean(xs)) if xs else 0.0
 
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    scores = [r["score"] for r in rows]
+    labels = [r["answerable"] for r in rows]
+    at05 = abstention_at_false_abstention(scores, labels, 0.05)
+    at10 = abstention_at_false_abstention(scores, labels, 0.10)
+    kinds = sorted({r["kind"] for r in unanswerable})
     return {
-        "n_questions": len(questions),
-        "n_answerable": len(answerable_abstained),
-        "n_unanswerable": len(unanswerable_abstained),
+        "n_questions": len(rows),
+        "n_answerable": len(answerable),
+        "n_unanswerable": len(unanswerable),
         "n_documents": len(files),
         "ingest_errors": ingest_errors,
-        "model": docent.engine.model_name,
+        "ingest_s": round(ingest_s, 1),
+        "model": model,
         "relevance_threshold": eval_settings.relevance_threshold,
+        "answerability_threshold": threshold,
         "recall@1": mean(recall[1]),
         "recall@3": mean(recall[3]),
         "recall@5": mean(recall[5]),
-        "abstain_rate_unanswerable": mean(unanswerable_abstained),
-        "false_abstain_rate": mean(answerable_abstained),
+        "hit@1": mean(hit[1]),
+        "hit@3": mean(hit[3]),
+        "hit@5": mean(hit[5]),
+        "answerability_auroc": roc_auc(scores, labels),
+        "abstain_at_fa05": at05["abstain"],
+        "abstain_at_fa05_threshold": at05["threshold"],
+        "abstain_at_fa10": at10["abstain"],
+        "abstain_at_fa10_threshold": at10["threshold"],
+        "abstain_rate_unanswerable": mean([r["outcome"] in REFUSALS for r in unanswerable]),
+        "false_abstain_rate": mean([r["outcome"] in REFUSALS for r in answerable]),
+        "blocked": sum(r["outcome"] == Outcome.blocked for r in rows),
+        "abstain_by_kind": {k: mean([r["outcome"] in REFUSALS for r in unanswerable if r["kind"] == k]) for k in kinds},
         "latency_p50_ms": _percentile(latencies, 0.50),
         "latency_p95_ms": _percentile(latencies, 0.95),
-        "questions": per_question,
+        "questions": rows,
     }

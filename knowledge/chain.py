@@ -326,6 +326,7 @@ class ChainResult:
     answerable: bool
     prompt: Prompt | None = None
     message: AIMessage | None = None
+    answerability: Any = None  # what the gate returned (e.g. knowledge.answerability.Answerability)
 
 
 class StaticHits(BaseRetriever):
@@ -378,7 +379,7 @@ def build_answer_chain(
     chat_model: Runnable,
     *,
     fallback: Runnable | None = None,
-    gate: Callable[[str, Sequence[Hit]], bool] | None = None,
+    gate: Callable[[str, Sequence[Hit]], Any] | None = None,
     before_model: Callable[[Prompt], None] | None = None,
     context_token_budget: int = 2000,
     history_token_budget: int = 1000,
@@ -386,8 +387,9 @@ def build_answer_chain(
     """`AnswerRequest` (or a question string) → `ChainResult`, as one LCEL pipe (see above).
 
     `chat_model` is any Runnable from messages to an AIMessage (a chat model, or one wrapped in
-    a retry policy); `fallback` answers when it fails. Without a `gate`, any retrieved hit makes
-    the question answerable.
+    a retry policy); `fallback` answers when it fails. `gate(question, hits)` returns something
+    truthy when the hits answer the question (kept as `ChainResult.answerability`); without a
+    gate, any retrieved hit makes the question answerable.
     """
 
     def as_request(value: Any) -> AnswerRequest:
@@ -395,8 +397,8 @@ def build_answer_chain(
 
     def retrieve(request: AnswerRequest, config: RunnableConfig) -> dict:
         hits = documents_to_hits(retriever.invoke(request.question, config))
-        answerable = gate(request.question, hits) if gate is not None else bool(hits)
-        return {"request": request, "hits": tuple(hits), "answerable": answerable}
+        verdict = gate(request.question, hits) if gate is not None else bool(hits)
+        return {"request": request, "hits": tuple(hits), "answerable": bool(verdict), "answerability": verdict}
 
     def prompt(state: dict) -> dict:
         request = state["request"]
@@ -416,7 +418,7 @@ def build_answer_chain(
     def result(state: dict) -> ChainResult:
         return ChainResult(
             request=state["request"], hits=state["hits"], answerable=state["answerable"],
-            prompt=state.get("prompt"), message=state.get("message"),
+            prompt=state.get("prompt"), message=state.get("message"), answerability=state.get("answerability"),
         )
 
     answer = RunnableLambda(prompt, name="docent_prompt") | generate

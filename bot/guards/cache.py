@@ -43,6 +43,8 @@ def answer_from_json(text: str) -> Answer:
         notices=tuple(d.get("notices", ())),
         request_id=d.get("request_id"),
         retry_after_s=d.get("retry_after_s"),
+        answerability=d.get("answerability"),
+        related=tuple(Source(**s) for s in d.get("related", ())),
         extra=d.get("extra") or {},
     )
 

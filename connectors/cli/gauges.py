@@ -44,10 +44,12 @@ def eval_retrieval(
 @eval_app.command("qa")
 def eval_qa(
     docs: Path = typer.Option(..., "--docs", exists=True, file_okay=False, help="Folder of documents."),
-    questions: Path = typer.Option(..., "--questions", exists=True, dir_okay=False, help="JSONL: id, question, gold (paths relative to --docs), answerable."),
+    questions: Path = typer.Option(..., "--questions", exists=True, dir_okay=False, help="JSONL: id, question, gold (paths relative to --docs), answerable; optional channel, kind."),
+    links: Optional[Path] = typer.Option(None, "--links", exists=True, dir_okay=False, help="JSON {channel: [glob, …]}: documents linked to one channel only."),
     as_json: bool = typer.Option(False, "--json"),
 ):
-    """Ask each question through the real answer path; recall of gold documents, abstention, latency."""
+    """Ask each question through the real answer path: retrieval, the answerability trade-off
+    (AUROC, abstention at false abstention ≤ 5 % / 10 %), what the deployed decision did, latency."""
     from gauges.qa import evaluate_qa
 
     settings = settings_for()
@@ -57,7 +59,9 @@ def eval_qa(
         def on_progress(done: int, total: int, what: str) -> None:
             progress.update(task, completed=done, total=total, description=what)
 
-        result = evaluate_qa(docs, questions, settings=settings, on_progress=on_progress)
+        result = evaluate_qa(docs, questions, settings=settings, links_path=links, on_progress=on_progress)
+    if not as_json:
+        result = {k: v for k, v in result.items() if k != "questions"}  # the per-question rows are in --json
     print_result(result, as_json)
 
 
