@@ -5,7 +5,7 @@ bytes really are what the name says (magic bytes), then hands the bytes to the f
 Everything a user's file can do wrong ends as one of the `DocumentError` family with a message
 that names the file and says why, so connectors can show it as is. Nothing here touches a store.
 
-Formats, one module each: `pdf` (pypdf, one section per page),
+Formats, one module each: `pdf` (pypdf in a time-limited worker process, one section per page),
 `docx` (python-docx, headings + paragraphs + tables in body order), `text` (plain text: BOM →
 strict UTF-8 → charset-normalizer; Markdown: front matter, ATX headings, fences), `html`
 (beautifulsoup4 with html.parser, boilerplate elements removed). `draft` is what they share.
@@ -19,7 +19,7 @@ from pathlib import PurePath
 from knowledge.loaders.docx import MAX_DOCX_COMPRESSION_RATIO, MAX_DOCX_ENTRIES, MAX_DOCX_UNCOMPRESSED_BYTES, load_docx
 from knowledge.loaders.draft import Draft, clean_text, mb
 from knowledge.loaders.html import load_html
-from knowledge.loaders.pdf import load_pdf
+from knowledge.loaders.pdf import PdfLimits, load_pdf
 from knowledge.loaders.text import decode_text, load_markdown, load_text
 from knowledge.types import (
     CorruptDocument,
@@ -36,6 +36,7 @@ __all__ = [
     "MAX_DOCX_UNCOMPRESSED_BYTES",
     "PIPELINE_VERSION",
     "SUPPORTED_EXTENSIONS",
+    "PdfLimits",
     "check_size",
     "clean_text",
     "content_hash",
@@ -80,6 +81,7 @@ def load_document(
     *,
     max_bytes: int,
     url: str | None = None,
+    pdf_limits: PdfLimits = PdfLimits(),
 ) -> LoadedDocument:
     """Parse `data` (the file called `name`) into sections. Raises a `DocumentError` subclass."""
     # The name is kept as given (a folder ingest may pass "team/guide.md" so two guide.md files
@@ -100,7 +102,7 @@ def load_document(
     draft = Draft()
     try:
         if ext == ".pdf":
-            title_hint, pages = load_pdf(display, data, draft)
+            title_hint, pages = load_pdf(display, data, draft, pdf_limits)
         elif ext == ".docx":
             title_hint = load_docx(display, data, draft)
         elif ext == ".txt":

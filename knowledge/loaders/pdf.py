@@ -1,17 +1,87 @@
-"""PDF (pypdf): one section per page, split where bookmarks start (from the PDF's outline)."""
+"""PDF (pypdf): one section per page, split where bookmarks start, under hard limits.
+
+A PDF is a program as much as a document: a few kilobytes can declare a million pages, or make
+every page decode one huge shared content stream again. So the parse runs in a worker process
+(`knowledge.loaders.workers`) that is killed past `PdfLimits.parse_timeout_s`, and refuses more
+than `max_pages` pages or `max_chars` characters of text before doing the work they imply.
+"""
 
 from __future__ import annotations
 
 import io
 import logging
+import os
+from dataclasses import dataclass
 
 from knowledge.loaders.draft import Draft
-from knowledge.types import CorruptDocument, DocumentError, EncryptedDocument
+from knowledge.loaders.workers import WorkerCrashed, WorkerPool, WorkerTimeout
+from knowledge.types import (
+    CorruptDocument,
+    DocumentError,
+    EncryptedDocument,
+    OversizedDocument,
+    Section,
+)
 
 log = logging.getLogger(__name__)
 
 
-def load_pdf(name: str, data: bytes, draft: Draft) -> tuple[str | None, int]:
+@dataclass(frozen=True)
+class PdfLimits:
+    """How much of a PDF docent will read (defaults = `Settings.pdf_*`). The defaults admit real
+    filings (an 80-page 10-Q: ~250k characters, ~14 s on a busy 2-core machine) with headroom."""
+
+    max_pages: int = 1000
+    max_chars: int = 4_000_000
+    parse_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class ParsedPdf:
+    """What the worker sends back: everything `load_document` needs from the PDF."""
+
+    title: str | None
+    pages: int
+    sections: tuple[Section, ...]
+    warnings: tuple[str, ...]
+
+
+_MAX_ARRAY_ELEMENTS = 1_000_000
+
+# One worker per core at most: parsing is CPU-bound, and more would only compete with the bot.
+_WORKERS = WorkerPool(max_workers=min(2, os.cpu_count() or 1), preload=("pypdf", __name__))
+
+
+def load_pdf(name: str, data: bytes, draft: Draft, limits: PdfLimits) -> tuple[str | None, int]:
+    """Parse in a worker under `limits`; add the sections to `draft`; return (title, pages)."""
+    try:
+        parsed = _WORKERS.run(parse_pdf, name, data, limits.max_pages, limits.max_chars,
+                              timeout_s=limits.parse_timeout_s)
+    except WorkerTimeout as exc:
+        raise OversizedDocument(
+            name,
+            f"reading the PDF took longer than {limits.parse_timeout_s:g} s, so it was stopped; it is "
+            "too complex to read (try splitting it, or printing it to a new PDF)",
+        ) from exc
+    except WorkerCrashed as exc:
+        log.warning("the PDF worker died on %s: %s", name, exc)
+        raise CorruptDocument(name, "the PDF is damaged and can't be read") from exc
+    draft.sections.extend(parsed.sections)
+    draft.warnings.extend(parsed.warnings)
+    return parsed.title, parsed.pages
+
+
+def parse_pdf(name: str, data: bytes, max_pages: int, max_chars: int) -> ParsedPdf:
+    """The parse itself (runs in the worker). Raises a `DocumentError` subclass."""
+    import pypdf
+
+    # pypdf refuses arrays over 100,000 elements to bound memory; real filings exceed that (a
+    # 10-Q's structure tree: 2023 Q1 MSFT). The worker's own limits bound the cost instead.
+    with pypdf.apply_configuration(array_maximum_element_count=_MAX_ARRAY_ELEMENTS):
+        return _parse_pdf(name, data, max_pages, max_chars)
+
+
+def _parse_pdf(name: str, data: bytes, max_pages: int, max_chars: int) -> ParsedPdf:
     import pypdf
     from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
 
@@ -28,7 +98,10 @@ def load_pdf(name: str, data: bytes, draft: Draft) -> tuple[str | None, int]:
                 ) from exc
             if not opened:
                 raise EncryptedDocument(name)
+        # The declared count first: walking a page tree of a million pages is itself the attack.
+        _check_pages(name, _declared_pages(reader), max_pages)
         n_pages = len(reader.pages)
+        _check_pages(name, n_pages, max_pages)
         title = _pdf_title(reader)
     except DocumentError:
         raise
@@ -40,10 +113,12 @@ def load_pdf(name: str, data: bytes, draft: Draft) -> tuple[str | None, int]:
         log.info("pypdf failed to open %s: %r", name, exc)
         raise CorruptDocument(name, "the PDF is damaged and can't be read") from exc
 
+    draft = Draft()
     headings = _pdf_outline_by_page(reader)
     starts_on = _pdf_bookmarks_starting_on(reader)
     failed: list[int] = []
     blank = 0
+    chars = 0
     for index in range(n_pages):
         try:
             text = reader.pages[index].extract_text() or ""
@@ -51,6 +126,11 @@ def load_pdf(name: str, data: bytes, draft: Draft) -> tuple[str | None, int]:
             log.info("pypdf failed on page %d of %s: %r", index + 1, name, exc)
             failed.append(index + 1)
             continue
+        chars += len(text)
+        if chars > max_chars:
+            raise OversizedDocument(
+                name, f"the PDF holds more than {max_chars:,} characters of text (the limit); split it into smaller files"
+            )
         if not text.strip():
             blank += 1
             continue
@@ -62,7 +142,20 @@ def load_pdf(name: str, data: bytes, draft: Draft) -> tuple[str | None, int]:
         draft.warnings.append(f"{len(failed)} page(s) couldn't be read: {_page_list(failed)}")
     if blank and draft.sections:
         draft.warnings.append(f"{blank} page(s) have no extractable text (scanned images need OCR)")
-    return title, n_pages
+    return ParsedPdf(title=title, pages=n_pages, sections=tuple(draft.sections), warnings=tuple(draft.warnings))
+
+
+def _declared_pages(reader) -> int:
+    try:
+        count = reader.root_object["/Pages"]["/Count"]
+    except Exception:  # a broken page tree: let pypdf's own walk decide
+        return 0
+    return count if isinstance(count, int) else 0
+
+
+def _check_pages(name: str, pages: int, max_pages: int) -> None:
+    if pages > max_pages:
+        raise OversizedDocument(name, f"the PDF has {pages:,} pages; the limit is {max_pages:,}")
 
 
 def _page_list(pages: list[int]) -> str:
