@@ -46,6 +46,8 @@ class ParsedPdf:
     warnings: tuple[str, ...]
 
 
+# pypdf refuses arrays over 100,000 elements to bound memory; real filings have longer ones (the
+# structure tree of 2023 Q1 MSFT's 10-Q). In the worker, its time limit bounds the cost instead.
 _MAX_ARRAY_ELEMENTS = 1_000_000
 
 # One worker per core at most: parsing is CPU-bound, and more would only compete with the bot.
@@ -75,8 +77,6 @@ def parse_pdf(name: str, data: bytes, max_pages: int, max_chars: int) -> ParsedP
     """The parse itself (runs in the worker). Raises a `DocumentError` subclass."""
     import pypdf
 
-    # pypdf refuses arrays over 100,000 elements to bound memory; real filings exceed that (a
-    # 10-Q's structure tree: 2023 Q1 MSFT). The worker's own limits bound the cost instead.
     with pypdf.apply_configuration(array_maximum_element_count=_MAX_ARRAY_ELEMENTS):
         return _parse_pdf(name, data, max_pages, max_chars)
 

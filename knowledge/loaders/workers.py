@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar
@@ -46,6 +47,10 @@ class WorkerTimeout(Exception):
 
 class WorkerCrashed(Exception):
     """The worker died during the job (killed by the OS, out of memory, a crash in C code)."""
+
+
+class WorkerUnavailable(RuntimeError):
+    """No worker could be started: a fault of this machine, not of the job."""
 
 
 class WorkerPool:
@@ -122,11 +127,11 @@ class _Worker:
         self._conn = Connection(ours.detach())
         try:
             if not self._conn.poll(_START_TIMEOUT_S):
-                raise WorkerCrashed(f"the worker didn't start within {_START_TIMEOUT_S:g} s")
+                raise WorkerUnavailable(f"the parse worker didn't start within {_START_TIMEOUT_S:g} s")
             self._conn.recv()  # "ready": preloads done, so they don't count against a job's deadline
         except (EOFError, OSError) as exc:
             self.kill()
-            raise WorkerCrashed(f"the worker died while starting (exit code {self.process.poll()})") from exc
+            raise WorkerUnavailable(f"the parse worker died while starting (exit code {self.process.poll()})") from exc
         except BaseException:
             self.kill()
             raise
@@ -205,6 +210,7 @@ def serve(fd: int, preload: Sequence[str]) -> None:
         try:
             answer = ("ok", fn(*args))
         except Exception as exc:  # RecursionError and MemoryError too: the caller decides
+            exc.add_note("raised in the parse worker:\n" + traceback.format_exc())  # the parent can't see our stack
             answer = ("raised", exc)
         try:
             conn.send((*answer, buffer.take()))

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from knowledge.loaders.pdf import parse_pdf
-from knowledge.loaders.workers import WorkerCrashed, WorkerPool, WorkerTimeout
+from knowledge.loaders.workers import WorkerCrashed, WorkerPool, WorkerTimeout, WorkerUnavailable
 from knowledge.types import CorruptDocument
 
 
@@ -34,8 +34,9 @@ def test_a_job_runs_in_another_process_that_is_reused(pool):
 
 
 def test_exceptions_come_back_with_their_type_and_message(pool):
-    with pytest.raises(ZeroDivisionError):
+    with pytest.raises(ZeroDivisionError) as division:
         pool.run(operator.truediv, 1, 0, timeout_s=10)
+    assert "raised in the parse worker" in division.value.__notes__[0]  # with the worker's stack
     # DocumentError keeps the file name and the user-facing detail across the process boundary.
     with pytest.raises(CorruptDocument) as err:
         pool.run(parse_pdf, "bad.pdf", b"%PDF-1.7\nnot really", 10, 10, timeout_s=10)
@@ -80,3 +81,9 @@ def test_close_kills_the_idle_workers():
     workers.close()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_a_worker_that_cannot_start_is_a_fault_of_the_machine_not_of_the_job():
+    workers = WorkerPool(preload=("docent_no_such_module",))
+    with pytest.raises(WorkerUnavailable, match="died while starting"):
+        workers.run(os.getpid, timeout_s=10)
