@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PdfLimits:
     """How much of a PDF docent will read (defaults = `Settings.pdf_*`). The defaults admit real
-    filings (an 80-page 10-Q: ~250k characters, ~14 s on a busy 2-core machine) with headroom."""
+    filings with headroom: an 80-page 10-Q has ~250k characters and parses in ≤ 12 s on a busy
+    2-core machine."""
 
     max_pages: int = 1000
     max_chars: int = 4_000_000
