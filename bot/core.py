@@ -37,6 +37,7 @@ from knowledge.embeddings import Embedder, as_embedder, make_embedder
 from knowledge.answerability import AnswerabilityScorer
 from knowledge.chain import Prompt
 from knowledge.ingest import KnowledgeBase
+from knowledge.loaders import PdfLimits
 from knowledge.retriever import HybridRetriever
 from knowledge.stores import open_store
 from knowledge.types import Scope
@@ -97,6 +98,11 @@ class Docent:
             store,
             embedder,
             max_file_bytes=int(settings.max_file_mb * 1024 * 1024),
+            pdf_limits=PdfLimits(
+                max_pages=settings.pdf_max_pages,
+                max_chars=settings.pdf_max_chars,
+                parse_timeout_s=settings.pdf_parse_timeout_s,
+            ),
             chunk_tokens=settings.chunk_tokens,
             overlap_tokens=settings.chunk_overlap_tokens,
         )

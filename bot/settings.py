@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = 32
     max_file_mb: float = 25.0
+    # A few KB of PDF can declare a million pages or make every page re-decode one huge stream:
+    # past any of these the upload is refused. The defaults admit real 80-page 10-Q filings.
+    pdf_max_pages: int = Field(1000, gt=0, description="PDFs with more pages are refused.")
+    pdf_max_chars: int = Field(4_000_000, gt=0, description="PDFs with more extracted text are refused.")
+    pdf_parse_timeout_s: float = Field(
+        120.0, gt=0, description="A PDF parse running longer is stopped (its worker process killed) and refused."
+    )
     chunk_tokens: int = 256  # all-MiniLM-L6-v2 reads at most 256 word pieces
     chunk_overlap_tokens: int = 40
     top_k: int = 5

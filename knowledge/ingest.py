@@ -21,7 +21,7 @@ import numpy as np
 
 from knowledge.chunking import chunk_document
 from knowledge.embeddings import Embedder, as_embedder
-from knowledge.loaders import check_size, load_document
+from knowledge.loaders import PdfLimits, check_size, load_document
 from knowledge.store import ChunkStore
 from knowledge.types import Chunk, EmptyDocument, IngestResult, LoadedDocument, Scope, document_id
 
@@ -46,12 +46,14 @@ class KnowledgeBase:
         embedder: Embedder,
         *,
         max_file_bytes: int = 25 * 1024 * 1024,
+        pdf_limits: PdfLimits = PdfLimits(),
         chunk_tokens: int = 256,
         overlap_tokens: int = 40,
     ):
         self.store = store
         self.embedder = as_embedder(embedder)
         self.max_file_bytes = max_file_bytes
+        self.pdf_limits = pdf_limits
         self.chunk_tokens = chunk_tokens
         self.overlap_tokens = overlap_tokens
 
@@ -59,7 +61,7 @@ class KnowledgeBase:
 
     def load(self, name: str, data: bytes, *, url: str | None = None) -> LoadedDocument:
         """Parse a file; raises a `DocumentError` subclass with a user-safe message."""
-        return load_document(name, data, max_bytes=self.max_file_bytes, url=url)
+        return load_document(name, data, max_bytes=self.max_file_bytes, url=url, pdf_limits=self.pdf_limits)
 
     # -- ingesting -----------------------------------------------------------------------------
 

@@ -168,6 +168,9 @@ class DocumentError(Exception):
         self.detail = detail or self.reason
         super().__init__(f"{name}: {self.detail}")
 
+    def __reduce__(self):  # pickle as (name, detail): PDFs are parsed in a worker process
+        return type(self), (self.name, self.detail)
+
 
 class UnsupportedDocument(DocumentError):
     reason = "unsupported file type (PDF, DOCX, TXT, Markdown or HTML)"

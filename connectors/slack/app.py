@@ -6,6 +6,7 @@ same signature-verified endpoint and the shared dedupe store makes each event an
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import secrets
@@ -26,11 +27,14 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from connectors.slack import blocks
 from connectors.slack.connector import SlackConnector
+from connectors.slack.http_body import BodyRefused, read_body
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 SHUTDOWN_DRAIN_S = 25.0
+# Slack's events, commands and interactions are a few KB; Bolt never sees a body over this.
+MAX_BODY_BYTES = 1024 * 1024
 
 
 class SlackSetupError(RuntimeError):
@@ -116,6 +120,8 @@ class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = 10  # seconds one socket read may wait: a client that stops sending frees its thread
+
     def log_message(self, format: str, *args) -> None:  # access logs at debug, not on stderr
         log.debug("http %s", format % args)
 
@@ -127,9 +133,30 @@ def _wsgi(app: App, path: str):
         if environ.get("REQUEST_METHOD") == "GET" and environ.get("PATH_INFO") == "/healthz":
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"ok"]
-        return bolt(environ, start_response)
+        if environ.get("REQUEST_METHOD") == "POST":
+            # Bolt reads and decodes any body whole before it checks the signature: bound it first.
+            try:
+                body = read_body(environ, max_bytes=MAX_BODY_BYTES)
+                body.decode("utf-8")  # Bolt's decode would fail with a 500 and a traceback
+            except BodyRefused as refused:
+                log.info("refused an HTTP request: %s", refused)
+                return _plain(start_response, refused.status, refused.reason)
+            except UnicodeDecodeError:
+                return _plain(start_response, "400 Bad Request", "the request body is not UTF-8")
+            environ = {**environ, "wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body))}
+        try:
+            return bolt(environ, start_response)
+        except ValueError as exc:  # Bolt parses the body before it checks the signature
+            log.info("refused a malformed HTTP request body: %r", exc)
+            return _plain(start_response, "400 Bad Request", "malformed request body")
 
     return application
+
+
+def _plain(start_response, status: str, text: str) -> list[bytes]:
+    body = text.encode()
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def make_http_server(app: App, host: str = "0.0.0.0", port: int = 3000, path: str = EVENTS_PATH) -> WSGIServer:

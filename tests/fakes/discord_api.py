@@ -66,6 +66,8 @@ class FakeDiscordAPI:
         self.files: dict[str, bytes] = {}  # attachment downloads: path → bytes
         self.failing_files: set[str] = set()  # paths that answer 500 (a failed download)
         self.downloads: list[str] = []  # attachment paths fetched, in order
+        self.streamed_files: dict[str, int] = {}  # paths sent chunked (no length): path → bytes to send
+        self.bytes_sent: dict[str, int] = {}  # streamed path → bytes written before it ended
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Condition()
@@ -102,14 +104,38 @@ class FakeDiscordAPI:
         self.files[name] = data
         return f"{self.base_url}/files/{name}"
 
-    async def _serve_file(self, request: web.Request) -> web.Response:
+    def stream_file(self, name: str, size: int) -> str:
+        """Serve `size` bytes of text chunked, without a Content-Length (the size is only known
+        by reading); `bytes_sent[name]` tells how much went out before the reader hung up."""
+        self.streamed_files[name] = size
+        return f"{self.base_url}/files/{name}"
+
+    async def _serve_file(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
         self.downloads.append(name)
         if name in self.failing_files:
             return web.Response(status=500, text="boom")
+        if name in self.streamed_files:
+            return await self._stream(request, name, self.streamed_files[name])
         if name not in self.files:
             return web.Response(status=404, text="not found")
         return web.Response(body=self.files[name], headers={"Content-Type": "application/octet-stream"})
+
+    async def _stream(self, request: web.Request, name: str, size: int) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        block = b"lorem ipsum " * 5461  # ~64 KB
+        self.bytes_sent[name] = 0
+        try:
+            while self.bytes_sent[name] < size:
+                part = block[: size - self.bytes_sent[name]]
+                await response.write(part)
+                self.bytes_sent[name] += len(part)
+            await response.write_eof()
+        except (ConnectionResetError, ConnectionError):
+            pass  # the client stopped reading: what a size limit should do
+        return response
 
     # --- REST ---------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.Response:
@@ -371,11 +397,14 @@ def slash_command(
 
 def attachment(
     api: FakeDiscordAPI, filename: str, data: bytes, *, size: int | None = None, content_type: str = "text/plain",
-    fail_download: bool = False,
+    fail_download: bool = False, stream_bytes: int | None = None,
 ) -> dict:
-    """A resolved attachment served by the fake for download; `size` may lie (as a test of pre-checks)."""
+    """A resolved attachment served by the fake for download; `size` may lie (as a test of pre-checks).
+    With `stream_bytes`, the download is that many bytes sent chunked instead of `data`."""
     attachment_id = next_snowflake()
     url = api.add_file(f"{attachment_id}/{filename}", data)
+    if stream_bytes is not None:
+        url = api.stream_file(f"{attachment_id}/{filename}", stream_bytes)
     if fail_download:
         api.failing_files.add(f"{attachment_id}/{filename}")
     return {
