@@ -34,7 +34,7 @@ from bot.types import (
     Usage,
 )
 from knowledge.embeddings import Embedder, as_embedder, make_embedder
-from knowledge.answerability import AnswerabilityScorer
+from knowledge.answerability import make_scorer
 from knowledge.chain import Prompt
 from knowledge.ingest import KnowledgeBase
 from knowledge.loaders import PdfLimits
@@ -73,7 +73,9 @@ class Docent:
         self.guards = guards
         self.admin = admin
         self.embedder = embedder
-        self.answerability = AnswerabilityScorer(settings.relevance_threshold)
+        self.answerability = make_scorer(
+            embedder, threshold=settings.answerability_threshold, fallback_threshold=settings.relevance_threshold
+        )
 
     @classmethod
     def from_settings(

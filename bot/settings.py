@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     chunk_tokens: int = 256  # all-MiniLM-L6-v2 reads at most 256 word pieces
     chunk_overlap_tokens: int = 40
     top_k: int = 5
+    answerability_threshold: float | None = Field(
+        None,
+        description="Answerability score below this → 'the documents don't answer this' before any model call; "
+        "default: the threshold calibrated with the shipped weights (knowledge/data/answerability_lr.json).",
+    )
     relevance_threshold: float = Field(
         0.40,
         description="Best dense cosine below this → 'the documents don't answer this' (calibrated on eval/handbook_qa.jsonl).",

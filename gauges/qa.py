@@ -24,11 +24,15 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Callable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from bot.settings import Settings
 from bot.types import Outcome, Question
 from knowledge.types import Scope
+
+if TYPE_CHECKING:
+    from bot.core import Docent
 
 EVAL_WORKSPACE = "eval"
 REFUSALS = (Outcome.abstained, Outcome.blocked)
@@ -97,23 +101,22 @@ def abstention_at_false_abstention(scores: list[float], labels: list[bool], max_
     return best
 
 
-def evaluate_qa(
+@contextmanager
+def eval_docent(
     docs_dir: Path,
-    questions_path: Path,
+    links: dict[str, list[str]],
     *,
     settings: Settings,
-    links_path: Path | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
     chat_model=None,
-) -> dict:
+) -> Iterator[tuple["Docent", dict]]:
+    """A Docent over `docs_dir` ingested into its own data dir (documents linked per `links`),
+    with limits, caps and the cache off: the gauge measures answering, not the guards."""
     from admin.types import Actor
     from bot.core import Docent
-    from bot.guards.normalize import normalize_text
     from knowledge.loaders import SUPPORTED_EXTENSIONS
 
     docs_dir = docs_dir.resolve()
-    questions = load_questions(questions_path)
-    links = load_links(links_path)
     key = hashlib.sha1(f"{docs_dir}\x1f{json.dumps(links, sort_keys=True)}".encode()).hexdigest()[:10]
     eval_settings = settings.model_copy(
         update={
@@ -144,8 +147,27 @@ def evaluate_qa(
                 docent.admin.upload(actor, name, f.read_bytes(), scope)
             except Exception as e:  # a bad file is reported, not fatal to the gauge
                 ingest_errors.append(f"{name}: {e}")
-        ingest_s = time.perf_counter() - started
+        yield docent, {
+            "n_documents": len(files), "ingest_errors": ingest_errors,
+            "ingest_s": round(time.perf_counter() - started, 1),
+            "relevance_threshold": eval_settings.relevance_threshold,
+        }
 
+
+def evaluate_qa(
+    docs_dir: Path,
+    questions_path: Path,
+    *,
+    settings: Settings,
+    links_path: Path | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
+    chat_model=None,
+) -> dict:
+    from bot.guards.normalize import normalize_text
+
+    questions = load_questions(questions_path)
+    links = load_links(links_path)
+    with eval_docent(docs_dir, links, settings=settings, on_progress=on_progress, chat_model=chat_model) as (docent, info):
         recall: dict[int, list[float]] = {1: [], 3: [], 5: []}
         hit: dict[int, list[float]] = {1: [], 3: [], 5: []}
         latencies: list[float] = []
@@ -206,11 +228,11 @@ def evaluate_qa(
         "n_questions": len(rows),
         "n_answerable": len(answerable),
         "n_unanswerable": len(unanswerable),
-        "n_documents": len(files),
-        "ingest_errors": ingest_errors,
-        "ingest_s": round(ingest_s, 1),
+        "n_documents": info["n_documents"],
+        "ingest_errors": info["ingest_errors"],
+        "ingest_s": info["ingest_s"],
         "model": model,
-        "relevance_threshold": eval_settings.relevance_threshold,
+        "relevance_threshold": info["relevance_threshold"],
         "answerability_threshold": threshold,
         "recall@1": mean(recall[1]),
         "recall@3": mean(recall[3]),

@@ -4,14 +4,40 @@
 reads as the probability the retrieved passages answer the question, the features it came from,
 and the decision `score >= threshold` (`DOCENT_ANSWERABILITY_THRESHOLD`). The same decision gates
 every answerer — Claude or the offline extractive one.
+
+The score is a logistic regression over evidence features (`AnswerabilityFeatures`): how close
+the best *sentence* of the retrieved passages is to the question (MiniLM), the best chunks'
+cosine, how much of the question's salient words the evidence covers (lexically, IDF-weighted),
+whether a sentence near the question holds the kind of value it asks for (`answer_types`), and
+whether numbers in the question appear in the evidence. Its weights are trained offline by
+`python -m gauges.train_answerability` on the dev split of docent's QA sets and record the
+embedding model they are valid for; with another embedder the scorer falls back to the best
+dense cosine alone (`CosineScorer`).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
+
+from knowledge import answer_types
+from knowledge.embeddings import Embedder
+from knowledge.text import content_terms, plain_text, split_sentences
 from knowledge.types import Hit
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WEIGHTS = Path(__file__).with_name("data") / "answerability_lr.json"
+EVIDENCE_HITS = 5  # passages whose sentences are read
+SENTENCE_MIN_WORDS = 3
+_NUMBER = re.compile(r"\$?\d[\d,]*(?:\.\d+)?\s?[kKmM%]?")
 
 
 @dataclass(frozen=True)
@@ -19,6 +45,7 @@ class Answerability:
     score: float  # calibrated: the probability that the passages answer the question
     threshold: float
     features: dict[str, float] = field(default_factory=dict, compare=False)
+    best_sentence: str = ""
 
     @property
     def answerable(self) -> bool:
@@ -28,8 +55,113 @@ class Answerability:
         return self.answerable
 
 
-class AnswerabilityScorer:
-    """The baseline: the best dense cosine among the hits (MiniLM: unrelated ≈ 0.0–0.2)."""
+def _number_value(text: str) -> float | None:
+    text = text.lower().replace("$", "").replace(",", "").strip()
+    scale = 1.0
+    if text.endswith("k"):
+        scale, text = 1e3, text[:-1]
+    elif text.endswith("m"):
+        scale, text = 1e6, text[:-1]
+    try:
+        return float(text.rstrip("%").strip()) * scale
+    except ValueError:
+        return None
+
+
+class AnswerabilityFeatures:
+    """Evidence features of (question, hits); every one is larger when an answer is likelier."""
+
+    NAMES = (
+        "sent_top", "sent_top2", "dense_top", "dense_mean3", "lex_cov1", "lex_cov3", "lex_cov_sent2",
+        "atype_gap", "nums_ok", "n_terms",
+    )
+
+    def __init__(self, embedder: Embedder):
+        self.embedder = embedder
+
+    def sentences(self, hits: Sequence[Hit]) -> list[tuple[int, str]]:
+        out = []
+        for rank, hit in enumerate(hits[:EVIDENCE_HITS]):
+            for sentence in split_sentences(plain_text(hit.chunk.text)):
+                if len(sentence.split()) >= SENTENCE_MIN_WORDS:
+                    out.append((rank, sentence))
+        return out
+
+    def extract(self, question: str, hits: Sequence[Hit]) -> tuple[dict[str, float], str]:
+        hits = list(hits)[:EVIDENCE_HITS]
+        sentences = self.sentences(hits)
+        vectors = self.embedder.embed_array([question] + [s for _, s in sentences])
+        q, s_vecs = vectors[0], vectors[1:]
+        cosines = (s_vecs @ q).tolist() if len(sentences) else []
+        ranked = sorted(zip(cosines, (s for _, s in sentences)), key=lambda x: -x[0])
+
+        f: dict[str, float] = {}
+        dense = sorted((h.dense_score or 0.0 for h in hits), reverse=True)
+        f["dense_top"] = dense[0] if dense else 0.0
+        f["dense_mean3"] = float(np.mean(dense[:3])) if dense else 0.0
+        f["sent_top"] = ranked[0][0] if ranked else 0.0
+        f["sent_top2"] = float(np.mean([c for c, _ in ranked[:2]])) if ranked else 0.0
+
+        # Salient words: IDF over the candidate sentences, as a reader weighs them ("leave" in a
+        # leave policy says little; the one word only two sentences share says a lot).
+        terms = list(dict.fromkeys(content_terms(question)))
+        sentence_terms = [set(content_terms(s)) for _, s in sentences]
+        n = max(len(sentence_terms), 1)
+        weight = {t: math.log(1 + n / max(sum(t in st for st in sentence_terms), 0.5)) for t in terms}
+        total = sum(weight.values()) or 1.0
+
+        def covered(words: set[str]) -> float:
+            return sum(w for t, w in weight.items() if t in words) / total
+
+        def chunk_words(hit: Hit) -> set[str]:
+            return set(content_terms(f"{hit.chunk.text} {hit.chunk.title} {' '.join(hit.chunk.heading_path)}"))
+
+        f["lex_cov1"] = covered(chunk_words(hits[0])) if hits else 0.0
+        f["lex_cov3"] = covered(set().union(*(chunk_words(h) for h in hits[:3]))) if hits else 0.0
+        f["lex_cov_sent2"] = covered(set().union(*(set(content_terms(s)) for _, s in ranked[:2]))) if ranked else 0.0
+
+        kind = answer_types.asked_kind(question)
+        if kind is None or not ranked:
+            f["atype_gap"] = 0.0
+        else:
+            typed = [c for c, s in ranked if answer_types.holds(s, kind)]
+            f["atype_gap"] = (typed[0] - ranked[0][0]) if typed else -0.5
+
+        asked = [v for v in (_number_value(m) for m in _NUMBER.findall(question)) if v is not None]
+        evidence = " ".join(h.chunk.text for h in hits[:3])
+        present = {v for v in (_number_value(m) for m in _NUMBER.findall(evidence)) if v is not None}
+        f["nums_ok"] = 1.0 if not asked else sum(v in present for v in asked) / len(asked)
+        f["n_terms"] = float(len(terms))
+        return f, ranked[0][1] if ranked else ""
+
+
+@dataclass(frozen=True)
+class AnswerabilityWeights:
+    model_name: str
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    threshold: float
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_WEIGHTS) -> "AnswerabilityWeights":
+        data = json.loads(Path(path).read_text())
+        return cls(
+            model_name=data["model_name"], features=tuple(data["features"]), mean=tuple(data["mean"]),
+            scale=tuple(data["scale"]), coef=tuple(data["coef"]), intercept=float(data["intercept"]),
+            threshold=float(data["threshold"]),
+        )
+
+    def probability(self, features: dict[str, float]) -> float:
+        x = np.array([features[k] for k in self.features])
+        z = float(((x - np.array(self.mean)) / np.array(self.scale)) @ np.array(self.coef) + self.intercept)
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+class CosineScorer:
+    """The fallback: the best dense cosine among the hits (MiniLM: unrelated ≈ 0.0–0.2)."""
 
     def __init__(self, threshold: float = 0.40):
         self.threshold = threshold
@@ -37,3 +169,41 @@ class AnswerabilityScorer:
     def score(self, question: str, hits: Sequence[Hit]) -> Answerability:
         best = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
         return Answerability(float(best), self.threshold, {"dense_top": float(best)})
+
+
+class AnswerabilityScorer:
+    """The learned score over `AnswerabilityFeatures` (see the module docstring)."""
+
+    def __init__(self, embedder: Embedder, weights: AnswerabilityWeights, threshold: float | None = None):
+        if weights.model_name != embedder.model_name:
+            raise ValueError(
+                f"answerability weights are for {weights.model_name!r}, not {embedder.model_name!r}"
+            )
+        self.features = AnswerabilityFeatures(embedder)
+        self.weights = weights
+        self.threshold = weights.threshold if threshold is None else threshold
+
+    def score(self, question: str, hits: Sequence[Hit]) -> Answerability:
+        if not hits:
+            return Answerability(0.0, self.threshold, {})
+        features, best = self.features.extract(question, hits)
+        return Answerability(self.weights.probability(features), self.threshold, features, best)
+
+
+_warned: set[str] = set()
+
+
+def make_scorer(embedder: Embedder, *, threshold: float | None = None, fallback_threshold: float = 0.40,
+                weights_path: Path = DEFAULT_WEIGHTS) -> AnswerabilityScorer | CosineScorer:
+    """The learned scorer when its weights fit `embedder`, else the cosine fallback."""
+    try:
+        weights = AnswerabilityWeights.load(weights_path)
+    except FileNotFoundError:
+        weights = None
+    if weights is not None and weights.model_name == embedder.model_name:
+        return AnswerabilityScorer(embedder, weights, threshold)
+    if embedder.model_name not in _warned:
+        _warned.add(embedder.model_name)
+        log.info("answerability: no weights for %s; using the best dense cosine (threshold %.2f)",
+                 embedder.model_name, fallback_threshold)
+    return CosineScorer(fallback_threshold)

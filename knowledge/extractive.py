@@ -19,29 +19,11 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from knowledge.chain import PromptSource, approx_tokens, parse_prompt
+from knowledge.text import content_terms, looks_like_heading, plain_text, split_sentences
 
 MODEL_NAME = "extractive"
 INTRO = "According to the documents:"
 ABSTAIN_TEXT = "The documents don't seem to answer this question."
-
-_STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further had
-    has have having he her here hers herself him himself his how i if in into is it its itself just
-    me more most my myself no nor not now of off on once only or other our ours ourselves out over
-    own same she should so some such than that the their theirs them themselves then there these
-    they this those through to too under until up very was we were what when where which while who
-    whom why will with would you your yours yourself yourselves tell know please explain describe
-    get got also may might must shall us one many much new use used using via per""".split()
-)
-_WORD_RE = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
-# Sentence ends: . ! ? followed by space and an upper-case letter, digit, quote or bracket.
-_SENTENCE_END_RE = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z0-9\"'(\[])")
-_LIST_MARKER_RE = re.compile(r"^\s*(?:[-*•]|\d+[.)]|#+)\s+")
-
-_MD_LINK_RE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")  # [text](url) → text; images too
-_TEMPLATE_TAG_RE = re.compile(r"\{%.*?%\}|\{\{.*?\}\}")  # Liquid/Jinja left in Markdown sources
-_MD_ESCAPE_RE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!])")
 
 MAX_SENTENCES = 3
 MIN_COVERAGE = 0.25  # share of the question's (IDF-weighted) content words a sentence must cover
@@ -52,24 +34,6 @@ GATED_MIN_COVERAGE = 0.15
 MIN_WORDS = 4
 MAX_SENTENCE_CHARS = 400
 
-
-def stem(word: str) -> str:
-    """Stemming-lite: fold common English suffixes so 'policies'/'policy', 'approved'/'approval' meet."""
-    word = word.replace("’", "'").split("'")[0]
-    for suffix, repl in (
-        ("ational", "ate"), ("ization", "ize"), ("ations", "ate"), ("ation", "ate"), ("ments", ""),
-        ("ment", ""), ("ies", "y"), ("ied", "y"), ("ing", ""), ("als", ""), ("al", ""), ("ed", ""),
-        ("es", ""), ("ly", ""), ("s", ""), ("e", ""),
-    ):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + repl
-    return word
-
-
-def content_terms(text: str) -> list[str]:
-    return [stem(w) for w in _WORD_RE.findall(text.lower()) if w not in _STOPWORDS and len(w) > 1]
-
-
 @dataclass(frozen=True)
 class Candidate:
     source: PromptSource
@@ -79,57 +43,11 @@ class Candidate:
     terms: frozenset[str]
 
 
-def plain_text(text: str) -> str:
-    """Markdown source text as a reader would see it: link text without URLs, no template tags."""
-    text = _MD_LINK_RE.sub(r"\1", text)
-    text = _TEMPLATE_TAG_RE.sub("", text)
-    return _MD_ESCAPE_RE.sub(r"\1", text)
-
-
-def _looks_like_heading(sentence: str) -> bool:
-    # "Checklist for going out of office": short, and no sentence punctuation at the end.
-    return len(sentence.split()) <= 8 and sentence[-1:] not in ".!?:;)\"'”’"
-
-
-def _units(text: str) -> list[str]:
-    """Join hard-wrapped lines into paragraphs; headings and list items stand alone."""
-    units: list[str] = []
-    current: list[str] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        starts_item = bool(_LIST_MARKER_RE.match(line))
-        is_heading = line.startswith("#")
-        if not line or starts_item or is_heading:
-            if current:
-                units.append(" ".join(current))
-            current = []
-        if not line:
-            continue
-        if is_heading:
-            units.append(_LIST_MARKER_RE.sub("", line))
-            continue
-        current.append(_LIST_MARKER_RE.sub("", line) if starts_item else line)
-    if current:
-        units.append(" ".join(current))
-    return units
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of a source, treating paragraphs, headings and list items as boundaries too."""
-    sentences: list[str] = []
-    for unit in _units(text):
-        for sentence in _SENTENCE_END_RE.split(unit):
-            sentence = sentence.strip().rstrip(" …").strip()
-            if sentence:
-                sentences.append(sentence)
-    return sentences
-
-
 def _candidates(sources: Sequence[PromptSource]) -> list[Candidate]:
     out = []
     for rank, source in enumerate(sources):
         for position, sentence in enumerate(split_sentences(plain_text(source.text))):
-            if len(sentence.split()) < MIN_WORDS or _looks_like_heading(sentence):
+            if len(sentence.split()) < MIN_WORDS or looks_like_heading(sentence):
                 continue
             if len(sentence) > MAX_SENTENCE_CHARS:
                 sentence = sentence[:MAX_SENTENCE_CHARS].rsplit(" ", 1)[0] + " …"
