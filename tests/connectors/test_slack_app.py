@@ -411,3 +411,27 @@ def test_allowlisted_user_may_learn_without_being_a_slack_admin(settings, slack)
         assert [d.name for d in docent.admin.list_documents(Scope(TEAM_ID, "C0DOCS"))] == ["hangar.md"]
     finally:
         docent.close()
+
+
+@pytest.mark.redis
+def test_slack_event_claims_use_the_redis_key_prefix(settings, slack, redis_url):
+    import uuid
+
+    import redis
+
+    prefix = f"docent-test-{uuid.uuid4().hex}"
+    cfg = settings.model_copy(update={"redis_url": redis_url, "redis_key_prefix": prefix})
+    docent = Docent.from_settings(cfg)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        with serve(docent, cfg, slack) as bot:
+            _, body, _ = bot.send(mention_event("How many vacation days?", ts="1700002100.000100"))
+            bot.settle()
+        assert client.exists(f"{prefix}:event:slack:event:{body['event_id']}")
+        assert not client.exists(f"docent:event:slack:event:{body['event_id']}")
+    finally:
+        docent.close()
+        keys = list(client.scan_iter(f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
