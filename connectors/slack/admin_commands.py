@@ -39,7 +39,13 @@ Admins:
 
 
 class SlackAdminDirectory:
-    """Who is a Slack workspace admin/owner (users.info), cached briefly."""
+    """Who is an admin/owner of the asking workspace (users.info), cached briefly.
+
+    `is_admin`/`is_owner` describe the user in *their own* organisation: a Slack Connect user from
+    another company can be an admin there and still post in a shared channel here. So the flags
+    count only when the user's `team_id` is the workspace asking (and Slack doesn't call them a
+    stranger).
+    """
 
     def __init__(self, client: WebClient, ttl_s: float = ADMIN_CACHE_S):
         self._client = client
@@ -55,7 +61,12 @@ class SlackAdminDirectory:
             return hit[1]
         try:
             info = self._client.users_info(user=user)["user"]
-            flag = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+            flag = (
+                bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+                and bool(team)
+                and info.get("team_id") == team
+                and not info.get("is_stranger")
+            )
         except Exception as err:
             log.warning("users.info failed for %s: %s", user, reason_of(err))
             return False  # not cached: a transient failure shouldn't stick

@@ -435,3 +435,27 @@ def test_slack_event_claims_use_the_redis_key_prefix(settings, slack, redis_url)
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def test_admin_of_another_organisation_is_not_a_docent_admin(bot, docent, slack):
+    """A Slack Connect user who is admin/owner of their own company (users.info team_id differs)
+    may not add or remove documents in this workspace."""
+    slack.add_user("U0EXTERNAL", admin=True, owner=True, team_id="T0OTHERORG")
+    _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0SHARED")
+    file = slack.add_file(FakeFile("F0EXT", "hangar.md", HANGAR.encode(), mimetype="text/markdown"))
+    bot.send(mention_event("learn", user="U0EXTERNAL", channel="C0SHARED", ts="1700002200.000100", files=[file]))
+    post_form(bot.url, command_fields("forget handbook.md", user="U0EXTERNAL", channel="C0SHARED",
+                                      response_url=f"{slack.base_url}/response/ext"))
+    bot.settle()
+    (refusal,) = bot.posts("C0SHARED")
+    assert "only admins" in refusal.params["text"]
+    assert "only admins" in slack.calls("response_url")[-1].params["text"]
+    assert slack.state.downloads == []
+    assert [d.name for d in docent.admin.list_documents(Scope(TEAM_ID, "C0SHARED"))] == ["handbook.md"]
+
+    # The same flags on a user of this workspace do make an admin.
+    slack.add_user("U0LOCALADMIN", admin=True)
+    post_form(bot.url, command_fields("forget handbook.md", user="U0LOCALADMIN", channel="C0SHARED",
+                                      response_url=f"{slack.base_url}/response/local"))
+    bot.settle()
+    assert "Forgot" in slack.calls("response_url")[-1].params["text"]
