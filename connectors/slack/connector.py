@@ -190,22 +190,23 @@ class SlackConnector:
         return asking.channel
 
     def _history(self, replies: list[dict], asking: Asking) -> tuple[PriorTurn, ...]:
+        """The thread as prior turns. Only docent's own messages (its bot user / bot id) are
+        assistant turns and only the asker's are user turns; everything else — other people,
+        other apps, webhooks, Workflow Builder — is quoted to the model as untrusted data."""
         turns: list[PriorTurn] = []
         for message in replies:
             if message.get("ts") == asking.ts:
                 continue
             text = message.get("text") or ""
-            docent = self._is_docent(message, None) or bool(message.get("bot_id"))
-            if docent and text == blocks.PLACEHOLDER_TEXT:
+            docent = self._is_docent(message, None)
+            if (docent and text == blocks.PLACEHOLDER_TEXT) or not text.strip():
                 continue
-            if not text.strip():
-                continue
-            if self._is_docent(message, None):
+            if docent:
                 author = "assistant"
-            elif message.get("user") == asking.user:
+            elif not _is_app_message(message) and message.get("user") == asking.user:
                 author = "user"
             else:
-                author = message.get("user") or message.get("username") or "someone"
+                author = _quoted_author(message)
             turns.append(PriorTurn(author=author, text=self._strip_mention(text, None), is_bot=docent))
         limit = max(0, self.settings.slack_thread_history)
         return tuple(turns[-limit:]) if limit else ()
@@ -281,3 +282,23 @@ class SlackConnector:
         if bot_user_id:
             text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", "", text)
         return text.strip()
+
+
+def _is_app_message(message: dict) -> bool:
+    """Posted by an app, a bot, a webhook or a workflow rather than typed by a person."""
+    return bool(message.get("bot_id") or message.get("subtype") == "bot_message" or message.get("app_id"))
+
+
+def _quoted_author(message: dict) -> str:
+    """A display name for someone else's message, never one of the prompt's own roles."""
+    profile = message.get("user_profile") or {}
+    bot = message.get("bot_profile") or {}
+    name = (
+        profile.get("display_name") or profile.get("real_name") or message.get("username")
+        or bot.get("name") or message.get("user") or "someone"
+    )
+    if _is_app_message(message):
+        return f"{name} (app)"
+    if name.casefold() in ("user", "assistant"):  # a person called "assistant" is still quoted
+        return f"{name} ({message.get('user') or 'someone'})"
+    return name
