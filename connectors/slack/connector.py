@@ -20,7 +20,7 @@ from bot.types import Answer, Attachment, PriorTurn, Question
 from connectors.slack import blocks
 from connectors.slack.admin_commands import HELP, PLATFORM, AdminCommands
 from connectors.slack.asking import Asking, learn_options
-from connectors.slack.replies import SORRY_SLACK, SlackReplies, reason_of
+from connectors.slack.replies import SORRY_SLACK, ProgressEdits, SlackReplies, reason_of, without_retries
 from connectors.slack.work import InFlight, TrackedExecutor
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ class SlackConnector:
         self.deduper = deduper or EventDeduper.from_settings(settings, engine_or_db=getattr(docent, "db", None))
         self._identity: tuple[str | None, str | None] | None = None  # (bot user id, bot id)
         self.replies = SlackReplies(client)
+        # Progress edits skip the retrying client: a 429 there must never hold an answer up.
+        self.progress_client = without_retries(client)
+        self.progress_work = ThreadPoolExecutor(max_workers=answer_workers, thread_name_prefix="docent-slack-progress")
         self.admin_commands = AdminCommands(docent, settings, client, self.replies)
         self.in_flight = InFlight()
         self.work = TrackedExecutor(self.in_flight, max_workers=answer_workers, thread_name_prefix="docent-slack")
@@ -62,6 +65,7 @@ class SlackConnector:
         if drain_s:
             self.wait_idle(drain_s)
         self.work.shutdown(wait=False, cancel_futures=True)
+        self.progress_work.shutdown(wait=False, cancel_futures=True)
         self.deduper.close()
 
     # === Bolt listeners ==========================================================================
@@ -165,13 +169,15 @@ class SlackConnector:
                 attachments=attachments,
                 request_id=asking.event_id,
             )
-            on_delta = None
+            progress = on_delta = None
             if placeholder_ts:
-                throttle = ProgressThrottle(
-                    lambda partial: self.replies.update(asking.channel, placeholder_ts, blocks.progress(partial), quiet=True)
-                )
-                on_delta = throttle.update
-            answer = self.docent.ask(question, on_delta=on_delta)
+                progress = ProgressEdits(self.progress_client, asking.channel, placeholder_ts, self.progress_work)
+                on_delta = ProgressThrottle(lambda partial: progress.offer(blocks.progress(partial))).update
+            try:
+                answer = self.docent.ask(question, on_delta=on_delta)
+            finally:
+                if progress is not None:
+                    progress.close()  # the final answer must be the last edit
             self._deliver(asking, placeholder_ts, answer, attachments)
         except Exception:
             log.exception("answering Slack event %s failed", asking.event_id)

@@ -503,3 +503,65 @@ def test_only_docents_own_thread_messages_reach_the_model_as_its_turns(settings,
                          ("assistant (app)", "I am the assistant here."), ("bob", "thirty")):
         assert f'<message author="{author}">' in quoted and text in quoted
     assert all("forty" not in text for role, text in turns[:-1])
+
+
+def test_rate_limited_progress_edit_never_delays_the_answer(settings, slack):
+    """A 429 on a streaming chat.update is not waited out: the edit is dropped, no edit follows
+    before Retry-After, and the final answer (retrying client) arrives as soon as it's ready."""
+    retry_after_s = 5
+    docent = Docent.from_settings(settings, chat_model=FakeChatModel(
+        reply="Every employee receives twenty-five vacation days per calendar year [1] .", pause_s=0.15))
+    try:
+        _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
+        with serve(docent, settings, slack) as bot:
+            slack.rate_limit("chat.update", times=1, retry_after_s=retry_after_s)
+            started = time.monotonic()
+            bot.send(mention_event("How many vacation days does every employee receive per year?",
+                                   ts="1700002400.000100"))
+            final = bot.answer_for("1700002400.000100")
+            answered_after = time.monotonic() - started
+            bot.settle()
+    finally:
+        docent.close()
+    updates = slack.calls("chat.update")
+    limited, *after = updates  # the first progress edit got the 429
+    assert "writing" in json.dumps(limited.params["blocks"])
+    assert answered_after < retry_after_s - 1
+    assert "twenty-five" in _section_texts(final) and "*Sources*" in _section_texts(final)
+    # Nothing was re-sent or edited while Slack said to wait; only the final answer followed.
+    assert [u.params for u in after] == [final]
+
+
+def test_progress_edits_pause_for_retry_after_then_slow_down(slack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from connectors.slack.replies import ProgressEdits, without_retries
+
+    now = [100.0]
+    client = without_retries(make_web_client(_fake_settings(slack)))
+    placeholder = client.chat_postMessage(channel="C0GENERAL", text="…")["ts"]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        edits = ProgressEdits(client, "C0GENERAL", placeholder, pool, clock=lambda: now[0])
+
+        def offer(at: float, text: str) -> None:
+            now[0] = at
+            edits.offer(blocks.progress(text))
+            assert edits.wait_idle(5)
+
+        slack.rate_limit("chat.update", times=1, retry_after_s=3)
+        offer(100.0, "one")  # 429: dropped, no edits for 3 s
+        offer(101.0, "two")
+        offer(102.9, "three")
+        offer(103.1, "four")  # Retry-After is over: sent
+        offer(104.0, "five")  # slower now: at most one edit per 2 s
+        offer(105.2, "six")
+        edits.close()
+    sent = [c.params["text"] for c in slack.calls("chat.update")]
+    assert sent == ["one", "four", "six"]
+    assert (edits.sent, edits.dropped) == (2, 4)
+
+
+def _fake_settings(slack):
+    from bot.settings import Settings
+
+    return Settings(slack_api_url=slack.api_url, slack_bot_token=SecretStr(BOT_TOKEN), _env_file=None)
