@@ -32,6 +32,7 @@ from connectors.discord.context import actor_of, place_of, question_of
 from connectors.discord.feedback import feedback_view
 from connectors.discord.rendering import (
     DESCRIPTION_LIMIT,
+    document_text,
     pack_lines,
     group_into_messages,
     progress_embed,
@@ -182,9 +183,9 @@ def _scope_label(channel: str) -> str:
 
 
 def _document_line(record) -> str:
-    bits = [f"**{discord.utils.escape_markdown(record.name)}**"]
+    bits = [f"**{document_text(record.name)}**"]
     if record.title and record.title != record.name:
-        bits.append(f"— {discord.utils.escape_markdown(record.title)}")
+        bits.append(f"— {document_text(record.title)}")
     bits.append(f"· {_scope_label(record.channel)} · {record.chunks} chunks")
     if record.pages:
         bits.append(f"· {record.pages} pages")
@@ -197,13 +198,14 @@ def _document_line(record) -> str:
 
 def _upload_message(report, scope_word: str) -> str:
     record = report.record
+    name = document_text(record.name)
     where = "for the whole server" if record.channel == "*" else f"for <#{record.channel}>"
     if not report.changed:
-        head = f"**{record.name}** is already up to date {where}; nothing changed."
+        head = f"**{name}** is already up to date {where}; nothing changed."
     elif report.replaced:
-        head = f"Replaced **{record.name}** {where}: {record.chunks} chunks."
+        head = f"Replaced **{name}** {where}: {record.chunks} chunks."
     else:
-        head = f"Added **{record.name}** {where}: {record.chunks} chunks."
+        head = f"Added **{name}** {where}: {record.chunks} chunks."
     if record.quarantined:
         head += "\n⛔ It contains text that looks like instructions to the bot, so it is quarantined: it won't be used in answers."
     elif report.findings:
@@ -240,7 +242,7 @@ class DocsCommands(
         try:
             precheck(file, max_bytes)  # before downloading anything
         except DocumentError as err:
-            await _say(interaction, f"⚠️ {err} — nothing was stored.")
+            await _say(interaction, f"⚠️ {document_text(str(err))} — nothing was stored.")
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         place = place_of(interaction, settings)
@@ -251,7 +253,7 @@ class DocsCommands(
         except NotAuthorized as err:
             await _say(interaction, str(err))
         except DocumentError as err:
-            await _say(interaction, f"⚠️ {err} — nothing was stored.")
+            await _say(interaction, f"⚠️ {document_text(str(err))} — nothing was stored.")
         except Exception:
             log.exception("upload of %s in %s failed", file.filename, target)
             await _say(interaction, APOLOGY)
@@ -293,7 +295,7 @@ class DocsCommands(
             log.exception("remove of %s in %s failed", name, place.scope)
             await _say(interaction, APOLOGY)
         else:
-            await _say(interaction, f"Removed **{record.name}** ({_scope_label(record.channel)}).")
+            await _say(interaction, f"Removed **{document_text(record.name)}** ({_scope_label(record.channel)}).")
 
     @remove.autocomplete("name")
     async def remove_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:

@@ -18,7 +18,7 @@ from admin.types import Actor, NotAuthorized, NotFound
 from connectors.slack import blocks
 from connectors.slack.asking import EVERYWHERE, Asking
 from connectors.slack.files import FileFetchError, SlackFile, fetch_file
-from connectors.slack.mrkdwn import escape
+from connectors.slack.mrkdwn import document_text, escape
 from connectors.slack.replies import SlackReplies, reason_of
 from knowledge.types import WORKSPACE_WIDE, DocumentError, Scope
 
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 PLATFORM = "slack"
 ADMIN_CACHE_S = 300.0
 USER_REF = re.compile(r"<@(?P<id>[UW][A-Z0-9]+)(?:\|[^>]*)?>")
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 HELP = """*docent* answers questions from the documents your admins added, with numbered sources.
 • Ask: mention me in a channel (`@docent how do I …?`), message me directly, or reply in a thread I answered.
@@ -138,7 +139,7 @@ class AdminCommands:
                 meta, data = fetch_file(self.client, file_id, max_bytes=self.max_file_bytes)
                 report = self.docent.admin.upload(actor, meta.name, data, scope, url=meta.permalink)
             except (FileFetchError, DocumentError, NotAuthorized) as err:
-                lines.append(f":x: {escape(str(err))}")
+                lines.append(f":x: {document_text(str(err))}")
                 continue
             except Exception:
                 log.exception("ingesting Slack file %s failed", file_id)
@@ -150,7 +151,7 @@ class AdminCommands:
     @staticmethod
     def _upload_line(report, where: str, meta: SlackFile) -> str:
         record = report.record
-        name = escape(record.title or record.name)
+        name = document_text(record.title or record.name)
         pages = f"{record.pages} pages, " if record.pages else ""
         if not report.changed:
             line = f":white_check_mark: *{name}* is already up to date for {where} ({pages}{record.chunks} chunks)."
@@ -158,7 +159,7 @@ class AdminCommands:
             verb = "Replaced the earlier version of" if report.replaced else "Learned"
             line = f":white_check_mark: {verb} *{name}* for {where}: {pages}{record.chunks} chunks."
         if report.findings:
-            shown = "; ".join(f"“{escape(f[:150])}”" for f in report.findings[:3])
+            shown = "; ".join(f"“{document_text(f[:150])}”" for f in report.findings[:3])
             state = (
                 "It is quarantined: I won't answer from it until an admin reviews it."
                 if getattr(record, "quarantined", False)
@@ -203,8 +204,9 @@ class AdminCommands:
             flags = " _(workspace-wide)_" if r.channel == WORKSPACE_WIDE else ""
             if r.quarantined:
                 flags += " :warning: quarantined"
-            name = escape(r.name)
-            lines.append(f"• *{escape(r.title or r.name)}* (`{name}`) — {size}{pages}, added {when} by <@{r.uploaded_by}>{flags}")
+            name = escape(r.name.replace("`", "'"))
+            lines.append(f"• *{document_text(r.title or r.name)}* (`{name}`) — {size}{pages}, added {when} "
+                         f"by {_user_ref(r.uploaded_by)}{flags}")
         return "\n".join(lines)
 
     def _forget(self, actor: Actor, team: str, here: Scope, rest: str) -> str:
@@ -214,7 +216,7 @@ class AdminCommands:
             return "Which document? `/docent forget <document name>` (see `/docent docs`)."
         scope = Scope.workspace_wide(team) if everywhere or here.channel is None else here
         record = self.docent.admin.remove(actor, scope, name)
-        return f"Forgot *{escape(record.title or record.name)}*; I won't answer from it any more."
+        return f"Forgot *{document_text(record.title or record.name)}*; I won't answer from it any more."
 
     def _usage(self, actor: Actor, team: str, rest: str) -> str:
         match = USER_REF.search(rest)
@@ -223,3 +225,8 @@ class AdminCommands:
             target = actor.user_id  # non-admins see their own usage
         report = self.docent.admin.usage(actor, team, user=target)
         return "```\n" + escape(report.render_text()) + "\n```"
+
+
+def _user_ref(user_id: str) -> str:
+    """A Slack user id as a mention; anything else (a CLI operator's login …) as plain text."""
+    return f"<@{user_id}>" if SLACK_USER_ID.fullmatch(user_id) else escape(user_id)

@@ -149,7 +149,8 @@ class SlackReplies:
 
     def post(self, channel: str, thread_ts: str | None, message: blocks.SlackMessage) -> str | None:
         try:
-            kwargs = message.as_kwargs()
+            # No previews: a document's or the model's URL must not fetch or show anything.
+            kwargs = {**message.as_kwargs(), "unfurl_links": False, "unfurl_media": False}
             if thread_ts:
                 kwargs["thread_ts"] = thread_ts
             return self.client.chat_postMessage(channel=channel, **kwargs)["ts"]
@@ -179,7 +180,8 @@ class SlackReplies:
         if response_url:
             try:
                 response = WebhookClient(response_url).send(
-                    text=message.text, blocks=list(message.blocks), response_type="ephemeral", replace_original=False
+                    text=message.text, blocks=list(message.blocks), response_type="ephemeral", replace_original=False,
+                    unfurl_links=False, unfurl_media=False,
                 )
                 if response.status_code == 200:
                     return

@@ -4,6 +4,7 @@ Slack Web API, answering with the real `Docent.from_settings(settings)` (hash em
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -565,3 +566,65 @@ def _fake_settings(slack):
     from bot.settings import Settings
 
     return Settings(slack_api_url=slack.api_url, slack_bot_token=SecretStr(BOT_TOKEN), _env_file=None)
+
+
+# --- links and mentions from documents and the model ---------------------------------------------
+TRAP_DOC = (
+    "# Pricing https://evil.example/pwn?x=1 <!channel> @here\n\n"
+    "## Refunds www.evil.com/steal <@U0BOSS> <!subteam^S0ALL>\n\n"
+    "Refunds are paid within thirty days of the request.\n"
+)
+TRAP_REPLY = ("<!here> Refunds are paid within thirty days [1]. Tell <@U0BOSS>, <!subteam^S0ALL|@all> and "
+              "<#C0SECRET> @channel.")
+
+
+def _mrkdwn_objects(params: dict) -> list[dict]:
+    found = []
+    for block in params.get("blocks") or []:
+        found += [block["text"]] if block.get("type") == "section" else block.get("elements", [])
+    return [o for o in found if o.get("type") == "mrkdwn"]
+
+
+def _assert_inert(params: dict, own: tuple[str, ...] = ()) -> None:
+    """Nothing in this message can become a link, a preview or a mention in Slack, but the
+    `own` references docent writes itself (the channel, the uploader)."""
+    objects = _mrkdwn_objects(params)
+    assert objects and all(o.get("verbatim") is True for o in objects), objects
+    texts = [params.get("text") or ""] + [o["text"] for o in objects]
+    for text in texts:
+        for ref in own:
+            text = text.replace(ref, "")
+        assert not re.search(r"<[!@#]", text), text  # no <!here>, <!channel>, <@U…>, <!subteam^…>, <#C…>
+        outside_code = re.sub(r"`[^`]*`", "", text)
+        assert "http" not in outside_code and "www." not in outside_code, text
+
+
+def test_document_and_model_text_post_no_links_previews_or_mentions(settings, slack):
+    docent = Docent.from_settings(settings, chat_model=FakeChatModel(reply=TRAP_REPLY))
+    file = slack.add_file(FakeFile("F0TRAP", "pricing.md", TRAP_DOC.encode(), mimetype="text/markdown"))
+    try:
+        with serve(docent, settings, slack) as bot:
+            bot.send(mention_event("learn", user="U0ADMIN", channel="C0DOCS", ts="1700002500.000100", files=[file]))
+            bot.settle()
+            bot.send(mention_event("How fast are refunds paid?", channel="C0DOCS", ts="1700002500.000500"))
+            answer = bot.answer_for("1700002500.000500", channel="C0DOCS")
+            post_form(bot.url, command_fields("docs", channel="C0DOCS", response_url=f"{slack.base_url}/response/d"))
+            bot.settle()
+    finally:
+        docent.close()
+    sources = _section_texts(answer)
+    assert "*Sources*" in sources
+    assert "`https://evil.example/pwn?x=1`" in sources and "`www.evil.com/steal`" in sources
+    assert "&lt;!here&gt;" in sources and "&lt;@U0BOSS&gt;" in sources  # shown as text
+    report = slack.calls("chat.update")[0].params
+    assert "Learned" in report["text"] and "`https://evil.example/pwn?x=1`" in report["text"]
+    (listing,) = slack.calls("response_url")
+    assert "`https://evil.example/pwn?x=1`" in listing.params["text"]
+    assert listing.params["unfurl_links"] is False and listing.params["unfurl_media"] is False
+    for call in slack.calls("chat.postMessage") + slack.calls("chat.update") + [listing]:
+        # Docent's own references: the channel, the uploader, the cited file's permalink.
+        _assert_inert(call.params, own=("<#C0DOCS>", "<@U0ADMIN>", "<https://example.slack.com/files/F0TRAP|"))
+    for call in slack.calls("chat.postMessage"):
+        assert (call.params["unfurl_links"], call.params["unfurl_media"]) == (False, False)
+    for call in slack.calls("chat.postMessage") + slack.calls("chat.update"):
+        assert (call.params["parse"], call.params["link_names"]) == ("none", False)
