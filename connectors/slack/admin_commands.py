@@ -14,7 +14,8 @@ import time
 
 from slack_sdk import WebClient
 
-from admin.types import Actor, NotAuthorized, NotFound
+from admin.operations import parse_cap_usd
+from admin.types import Actor, InvalidCap, NotAuthorized, NotFound
 from connectors.slack import blocks
 from connectors.slack.asking import EVERYWHERE, Asking
 from connectors.slack.files import FileFetchError, SlackFile, fetch_file
@@ -36,7 +37,8 @@ HELP = """*docent* answers questions from the documents your admins added, with 
 Admins:
 • Share a file (PDF, DOCX, TXT, Markdown, HTML) and mention me with `learn` in the same message — it is linked to this channel; `learn --everywhere` makes it workspace-wide.
 • Or use the message shortcut *Add to docent* on any message with a file.
-• `/docent forget <document>` (`forget --everywhere <document>` for a workspace-wide one)"""
+• `/docent forget <document>` (`forget --everywhere <document>` for a workspace-wide one)
+• `/docent caps` — per-user daily spending caps; `caps set @user 2.50` overrides one, `caps clear @user` restores the default"""
 
 
 class SlackAdminDirectory:
@@ -183,9 +185,11 @@ class AdminCommands:
                 text = self._forget(actor, team, here, rest)
             elif verb == "usage":
                 text = self._usage(actor, team, rest)
+            elif verb == "caps":
+                text = self._caps(actor, team, rest)
             else:
                 text = f"I don't know `{escape(verb)}`.\n\n{HELP}"
-        except (NotAuthorized, NotFound) as err:
+        except (NotAuthorized, NotFound, InvalidCap) as err:
             text = escape(str(err))
         except Exception:
             log.exception("/docent %s failed", verb)
@@ -217,6 +221,32 @@ class AdminCommands:
         scope = Scope.workspace_wide(team) if everywhere or here.channel is None else here
         record = self.docent.admin.remove(actor, scope, name)
         return f"Forgot *{document_text(record.title or record.name)}*; I won't answer from it any more."
+
+    def _caps(self, actor: Actor, team: str, rest: str) -> str:
+        """`caps` lists the overrides, `caps set @user 2.50` sets one, `caps clear @user` removes it."""
+        if not self.docent.admin.is_admin(actor):  # checked again by the operations themselves
+            raise NotAuthorized("see or change spending caps")
+        action, _, args = rest.partition(" ")
+        action = action.lower() or "list"
+        default = f"${self.settings.user_daily_cap_usd:,.2f}"
+        if action == "list":
+            caps = self.docent.admin.user_caps(actor, team)
+            if not caps:
+                return f"No per-user caps: everyone may spend the default {default} a day."
+            lines = [f"*Daily spending caps* (default {default}):"]
+            lines += [f"• {_user_ref(c.user)} — ${c.daily_cap_usd:,.2f} (set by {_user_ref(c.set_by)}, "
+                      f"{c.set_at:%Y-%m-%d})" for c in caps]
+            return "\n".join(lines)
+        match = USER_REF.search(args) or SLACK_USER_ID.search(args)
+        if action not in ("set", "clear") or match is None:
+            return "Usage: `/docent caps`, `/docent caps set @user 2.50` or `/docent caps clear @user`."
+        user = match.groupdict().get("id") or match.group(0)
+        if action == "clear":
+            self.docent.admin.set_user_cap(actor, team, user, None)
+            return f"{_user_ref(user)} is back to the default cap of {default} a day."
+        amount = parse_cap_usd((args[: match.start()] + args[match.end():]).strip())
+        self.docent.admin.set_user_cap(actor, team, user, amount)
+        return f"{_user_ref(user)} may now spend up to ${amount:,.2f} a day (default {default})."
 
     def _usage(self, actor: Actor, team: str, rest: str) -> str:
         match = USER_REF.search(rest)

@@ -345,3 +345,32 @@ async def test_no_message_can_mention_anyone_and_document_urls_are_inert(setting
     mentions = [p.get("allowed_mentions") or {"missing": True} for p in payloads]
     assert [m for m in mentions if m.get("parse") != [] or set(m) - {"parse", "replied_user"}
             or m.get("replied_user")] == []
+
+
+# --- /caps -----------------------------------------------------------------------------------------
+
+async def test_caps_are_set_listed_and_cleared_by_admins_only(bot, docent):
+    member = 700_000_000_000_000_009
+    options, users = _user_option(member)
+    refused = bot.dispatch(slash_command("caps", options + [{"type": 10, "name": "amount", "value": 2.5}],
+                                         subcommand="set", users=users, admin=False))
+    assert "only server admins" in await ephemeral_reply(bot, refused)
+    assert docent.admin.user_caps(operator(), str(GUILD)) == []
+
+    options, users = _user_option(member)
+    done = bot.dispatch(slash_command("caps", options + [{"type": 10, "name": "amount", "value": 2.5}],
+                                      subcommand="set", users=users, admin=True))
+    assert f"<@{member}> may now spend up to $2.50 a day" in await ephemeral_reply(bot, done)
+    (cap,) = docent.admin.user_caps(operator(), str(GUILD))
+    assert (cap.user, cap.daily_cap_usd, cap.set_by) == (str(member), 2.5, "700000000000000001")
+    # The budget guard reads the override on the next question.
+    assert docent.guards.budget.user_cap_microusd(str(GUILD), str(member)) == 2_500_000
+
+    listed = bot.dispatch(slash_command("caps", [], subcommand="list", admin=True))
+    callback = await bot.wait_for_callback(listed)
+    assert f"<@{member}> — $2.50 a day" in callback.json["data"]["embeds"][0]["description"]
+
+    options, users = _user_option(member)
+    cleared = bot.dispatch(slash_command("caps", options, subcommand="clear", users=users, admin=True))
+    assert "back to the default cap of $1.00" in await ephemeral_reply(bot, cleared)
+    assert docent.admin.user_caps(operator(), str(GUILD)) == []

@@ -628,3 +628,34 @@ def test_document_and_model_text_post_no_links_previews_or_mentions(settings, sl
         assert (call.params["unfurl_links"], call.params["unfurl_media"]) == (False, False)
     for call in slack.calls("chat.postMessage") + slack.calls("chat.update"):
         assert (call.params["parse"], call.params["link_names"]) == ("none", False)
+
+
+# --- /docent caps -----------------------------------------------------------------------------------
+def test_admin_sets_a_users_cap_from_slack_and_it_applies_to_their_next_question(settings, slack):
+    model = FakeChatModel(reply="Every employee receives twenty-five vacation days [1].")
+    docent = Docent.from_settings(settings, chat_model=model)
+    try:
+        _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
+        with serve(docent, settings, slack) as bot:
+            def command(text: str, user: str, rid: str) -> str:
+                post_form(bot.url, command_fields(text, user=user, response_url=f"{slack.base_url}/response/{rid}"))
+                bot.settle()
+                return slack.calls("response_url")[-1].params["text"]
+
+            assert "only admins" in command("caps set <@U0ASKER|asker> 5", "U0ASKER", "c1")
+            assert docent.admin.user_caps(Actor("slack", TEAM_ID, "U0ADMIN", True), TEAM_ID) == []
+            assert "isn't a daily cap" in command("caps set <@U0ASKER|asker> lots", "U0ADMIN", "c2")
+            assert "<@U0ASKER> may now spend up to $0.00 a day" in command("caps set <@U0ASKER|asker> 0", "U0ADMIN", "c3")
+            listing = command("caps", "U0ADMIN", "c4")
+            assert "<@U0ASKER> — $0.00" in listing and "set by <@U0ADMIN>" in listing
+
+            bot.send(mention_event("How many vacation days does every employee receive?", ts="1700002600.000100"))
+            capped = _section_texts(bot.answer_for("1700002600.000100"))
+            assert "daily spending cap" in capped and "$0.00 per day" in capped
+            assert model.calls == []
+
+            assert "back to the default cap of $1.00" in command("caps clear <@U0ASKER|asker>", "U0ADMIN", "c5")
+            bot.send(mention_event("How many vacation days does every employee receive?", ts="1700002600.000500"))
+            assert "twenty-five" in _section_texts(bot.answer_for("1700002600.000500"))
+    finally:
+        docent.close()
