@@ -18,7 +18,7 @@ from sqlmodel import select
 from admin.db import Database
 from admin.models import Document, UserCap
 from admin.registry import DocumentRegistry, flag_reasons_json, flag_reasons_list
-from admin.reports import UsageReport, build_usage_report, render_cost_chart
+from admin.reports import UsageReport, build_usage_report, render_usage_chart
 from admin.types import Actor, InvalidCap, NotAuthorized, NotFound
 from knowledge.types import WORKSPACE_WIDE, Scope, document_id
 
@@ -250,7 +250,7 @@ class AdminOperations:
 
     def usage_chart(self, actor: Actor, workspace: str, *, days: int = 30, user: str | None = None,
                     channel: str | None = None) -> bytes:
-        return render_cost_chart(self.usage(actor, workspace, user=user, channel=channel, days=days))
+        return render_usage_chart(self.usage(actor, workspace, user=user, channel=channel, days=days))
 
     def set_user_cap(self, actor: Actor, workspace: str, user: str, daily_cap_usd: float | Decimal | None) -> None:
         """Override one user's daily cap (None restores the default). Takes effect on the next

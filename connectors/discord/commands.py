@@ -381,7 +381,7 @@ class CapsCommands(
 @app_commands.describe(
     user="Whose usage (admins only for someone else; admins without a user see the whole server)",
     days="How many days back (default 30)",
-    chart="Attach a daily cost chart",
+    chart="Attach a chart of requests and cost per day",
 )
 async def usage_command(
     interaction: discord.Interaction,
