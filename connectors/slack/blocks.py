@@ -122,7 +122,7 @@ def feedback_block(request_id: str) -> dict:
 
 
 def unread_attachments_note(attachments: tuple[Attachment, ...]) -> str:
-    names = ", ".join(escape(a.name) for a in attachments)
+    names = ", ".join(document_text(a.name) for a in attachments)
     return (
         f":paperclip: I didn't read the attached file{'s' if len(attachments) > 1 else ''} ({names}): "
         "I only answer from documents an admin added. An admin can add it by mentioning me with `learn`."
