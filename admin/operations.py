@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Callable
 
+from sqlmodel import select
+
 from admin.db import Database
-from admin.models import Document
+from admin.models import Document, UserCap
 from admin.registry import DocumentRegistry, flag_reasons_json, flag_reasons_list
-from admin.reports import UsageReport, build_usage_report, render_cost_chart
-from admin.types import Actor, NotAuthorized, NotFound
+from admin.reports import UsageReport, build_usage_report, render_usage_chart
+from admin.types import Actor, InvalidCap, NotAuthorized, NotFound
 from knowledge.types import WORKSPACE_WIDE, Scope, document_id
 
 if TYPE_CHECKING:  # the knowledge base pulls in Qdrant and the embedder: not needed to type-check
@@ -25,6 +28,30 @@ if TYPE_CHECKING:  # the knowledge base pulls in Qdrant and the embedder: not ne
 log = logging.getLogger(__name__)
 
 MAX_NAME_SUGGESTIONS = 25  # Discord's autocomplete limit
+MAX_USER_CAP_USD = Decimal(1_000_000)  # beyond any real budget: a typo, not a cap
+
+
+def parse_cap_usd(text: str) -> Decimal:
+    """An admin's typed cap ("2.50", "$2.50", "2,50") as dollars; raises InvalidCap."""
+    cleaned = text.strip().removeprefix("$").replace(",", ".").strip()
+    try:
+        amount = Decimal(cleaned)
+    except InvalidOperation:
+        raise InvalidCap(text.strip()) from None
+    if not amount.is_finite() or amount < 0 or amount > MAX_USER_CAP_USD:
+        raise InvalidCap(text.strip())
+    return amount
+
+
+@dataclass(frozen=True)
+class UserCapRecord:
+    """One user's daily cap override."""
+
+    workspace: str
+    user: str
+    daily_cap_usd: float
+    set_by: str
+    set_at: datetime
 
 
 @dataclass(frozen=True)
@@ -223,15 +250,29 @@ class AdminOperations:
 
     def usage_chart(self, actor: Actor, workspace: str, *, days: int = 30, user: str | None = None,
                     channel: str | None = None) -> bytes:
-        return render_cost_chart(self.usage(actor, workspace, user=user, channel=channel, days=days))
+        return render_usage_chart(self.usage(actor, workspace, user=user, channel=channel, days=days))
 
-    def set_user_cap(self, actor: Actor, workspace: str, user: str, daily_cap_usd: float | None) -> None:
-        """Override one user's daily cap (None restores the default). Takes effect on the next question."""
+    def set_user_cap(self, actor: Actor, workspace: str, user: str, daily_cap_usd: float | Decimal | None) -> None:
+        """Override one user's daily cap (None restores the default). Takes effect on the next
+        question. Raises NotAuthorized, or InvalidCap for a negative or absurd amount."""
         self._require_admin(actor, "change spending caps")
-        if daily_cap_usd is not None and daily_cap_usd < 0:
-            raise ValueError("a daily cap can't be negative")
+        if daily_cap_usd is not None:
+            amount = Decimal(str(daily_cap_usd))
+            if not amount.is_finite() or amount < 0 or amount > MAX_USER_CAP_USD:
+                raise InvalidCap(str(daily_cap_usd))
         self.registry.set_user_cap(workspace, user, daily_cap_usd, set_by=actor.user_id)
         log.info("daily cap for %s/%s set to %s by %s", workspace, user, daily_cap_usd, actor.user_id)
+
+    def user_caps(self, actor: Actor, workspace: str) -> list[UserCapRecord]:
+        """Every per-user override in `workspace`, by user (admins only)."""
+        self._require_admin(actor, "see spending caps")
+        with self.db.session() as session:
+            rows = session.exec(select(UserCap).where(UserCap.workspace == workspace).order_by(UserCap.user)).all()
+            return [
+                UserCapRecord(r.workspace, r.user, r.daily_cap_usd, r.set_by,
+                              r.set_at if r.set_at.tzinfo else r.set_at.replace(tzinfo=timezone.utc))
+                for r in rows
+            ]
 
     def record_feedback(self, request_id: str, user: str, helpful: bool) -> None:
         self.registry.record_feedback(request_id, user, helpful)

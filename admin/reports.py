@@ -1,4 +1,4 @@
-"""Usage reports from the ledger: totals, outcomes, per user / channel / day, a cost chart.
+"""Usage reports from the ledger: totals, outcomes, per user / channel / day, a usage chart.
 
 All sums are over integer micro-dollars, converted to USD once at the end, so every figure
 matches the request rows to the cent.
@@ -7,16 +7,27 @@ matches the request rows to the cent.
 from __future__ import annotations
 
 import io
+import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from admin.db import Database
 from admin.models import RequestRecord, from_micro
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 OUTCOMES = ("answered", "abstained", "rate_limited", "capped", "blocked", "error")  # + "pending" while a call runs
+# Chart colours per outcome: good news blue/grey, refusals warm, failures dark.
+OUTCOME_COLOURS = {
+    "answered": "#4C72B0", "abstained": "#A5B4C8", "rate_limited": "#DD8452", "capped": "#E5AE38",
+    "blocked": "#C44E52", "error": "#55423D", "pending": "#CCCCCC",
+}
+COST_COLOUR = "#2A9D8F"
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,7 @@ class UsageRow:
     cost_usd: float = 0.0
     blocks: int = 0
     cache_hits: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)  # requests by outcome
 
 
 @dataclass(frozen=True)
@@ -83,10 +95,11 @@ class UsageReport:
 
 
 class _Acc:
-    __slots__ = ("requests", "input_tokens", "output_tokens", "cost", "blocks", "cache_hits")
+    __slots__ = ("requests", "input_tokens", "output_tokens", "cost", "blocks", "cache_hits", "outcomes")
 
     def __init__(self) -> None:
         self.requests = self.input_tokens = self.output_tokens = self.cost = self.blocks = self.cache_hits = 0
+        self.outcomes: dict[str, int] = defaultdict(int)
 
     def add(self, r) -> None:
         self.requests += 1
@@ -95,10 +108,11 @@ class _Acc:
         self.cost += r.cost_microusd
         self.blocks += r.outcome == "blocked"
         self.cache_hits += bool(r.cache_hit)
+        self.outcomes[r.outcome] += 1
 
     def row(self, key: str) -> UsageRow:
         return UsageRow(key, self.requests, self.input_tokens, self.output_tokens, from_micro(self.cost),
-                        self.blocks, self.cache_hits)
+                        self.blocks, self.cache_hits, dict(self.outcomes))
 
 
 def build_usage_report(
@@ -155,25 +169,77 @@ def build_usage_report(
     )
 
 
-def render_cost_chart(report: UsageReport, *, width_in: float = 8.0, height_in: float = 3.5, dpi: int = 100) -> bytes:
-    """PNG bar chart of cost per day. Uses the Agg canvas directly: no pyplot state, thread-safe."""
+def chart_title(report: UsageReport) -> str:
+    """What the chart shows, for whom, and its totals — two lines, dollars written out."""
+    who = "".join(
+        (f" · user {report.user}" if report.user else "", f" · channel {report.channel}" if report.channel else "")
+    )
+    return (
+        f"docent usage — workspace {report.workspace}{who} · {report.since:%Y-%m-%d} → {report.until:%Y-%m-%d}\n"
+        f"{report.requests:,} requests · ${report.cost_usd:,.2f} spent · "
+        f"projected ${report.projected_monthly_cost_usd:,.2f}/month"
+    )
+
+
+def usage_figure(report: UsageReport, *, width_in: float = 8.0, height_in: float = 5.0, dpi: int = 100) -> "Figure":
+    """Requests per day stacked by outcome (top) and cost per day (bottom), over every day of
+    the report. Uses a Figure on the Agg canvas directly: no pyplot state, thread-safe."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     fig = Figure(figsize=(width_in, height_in), dpi=dpi)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    labels = [r.key[5:] for r in report.per_day]  # MM-DD
+    requests_ax, cost_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    days = range(len(report.per_day))
+
+    bottom = [0] * len(report.per_day)
+    for outcome in (*OUTCOMES, "pending"):
+        counts = [r.outcomes.get(outcome, 0) for r in report.per_day]
+        if any(counts):
+            requests_ax.bar(days, counts, bottom=bottom, color=OUTCOME_COLOURS[outcome],
+                            label=outcome.replace("_", " "), width=0.8)
+            bottom = [b + c for b, c in zip(bottom, counts)]
+    # Axes from zero, with room above the tallest bar; an empty period still gets a sane scale.
+    requests_ax.set_ylim(0, max(max(bottom, default=0), 1) * 1.15)
+    requests_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    requests_ax.set_ylabel("requests", parse_math=False)
+    if any(bottom):
+        # Above the plot, under the title: it never hides a bar.
+        requests_ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), fontsize=8, frameon=False, ncols=7,
+                           borderaxespad=0.2, handlelength=1.2, columnspacing=1.2)
+    else:
+        requests_ax.text(0.5, 0.5, "No requests in this period", transform=requests_ax.transAxes,
+                         ha="center", va="center", color="#777777", parse_math=False)
+
     costs = [r.cost_usd for r in report.per_day]
-    ax.bar(range(len(costs)), costs, color="#4C72B0")
+    cost_ax.bar(days, costs, color=COST_COLOUR, width=0.8)
+    top = max(max(costs, default=0.0), 0.01) * 1.15
+    cost_ax.set_ylim(0, top)
+    locator = MaxNLocator(nbins=4)
+    cost_ax.yaxis.set_major_locator(locator)
+    ticks = locator.tick_values(0, top)
+    # Cents, or as many decimals as the tick step needs so no two labels read the same.
+    decimals = max(2, math.ceil(-math.log10(ticks[1] - ticks[0]))) if len(ticks) > 1 else 2
+    cost_ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"${v:,.{decimals}f}"))  # one "$": no mathtext
+    cost_ax.set_ylabel("cost (USD)", parse_math=False)
+
+    labels = [r.key[5:] for r in report.per_day]  # MM-DD
     step = max(1, len(labels) // 10)
-    ax.set_xticks(range(0, len(labels), step), labels[::step], rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("USD")
-    who = f" — {report.user}" if report.user else ""
-    ax.set_title(f"docent cost per day{who} (total ${report.cost_usd:,.2f}, "
-                 f"projected ${report.projected_monthly_cost_usd:,.2f}/month)", fontsize=10)
-    ax.yaxis.set_major_formatter(lambda v, _pos: f"${v:,.2f}")
+    cost_ax.set_xticks(list(days)[::step], labels[::step], rotation=45, ha="right", fontsize=8)
+    cost_ax.set_xlim(-0.6, len(labels) - 0.4)
+    for ax in (requests_ax, cost_ax):
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(axis="y", color="#E5E5E5", linewidth=0.8)
+        ax.set_axisbelow(True)
+    # parse_math off: the title's "$" amounts are dollars, not TeX ("$0.00 … $3.00" would italicise).
+    fig.suptitle(chart_title(report), fontsize=10, parse_math=False)
     fig.tight_layout()
+    return fig
+
+
+def render_usage_chart(report: UsageReport, **size) -> bytes:
+    """The usage chart as PNG bytes."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    usage_figure(report, **size).savefig(buf, format="png")
     return buf.getvalue()

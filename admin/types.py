@@ -23,3 +23,11 @@ class NotAuthorized(Exception):
 class NotFound(Exception):
     def __init__(self, what: str):
         super().__init__(f"I couldn't find {what}.")
+
+
+class InvalidCap(ValueError):
+    """A daily cap an admin typed that can't be one (not a number, negative, absurd)."""
+
+    def __init__(self, given: str):
+        super().__init__(f"“{given}” isn't a daily cap in US dollars — try e.g. 2.50 (0 stops the user's questions). "
+                         "Nothing was changed.")

@@ -1,8 +1,9 @@
 """At-most-once handling of redelivered platform events (Slack retries, Socket Mode reconnects).
 
 `EventDeduper.claim(key)` is True exactly once per key across every process sharing the backend:
-Redis `SET key 1 NX EX ttl` when `settings.redis_url` is set, otherwise an INSERT into the
-`processed_event` table whose primary key rejects the second claim.
+Redis `SET <DOCENT_REDIS_KEY_PREFIX>:event:key 1 NX EX ttl` when `settings.redis_url` is set
+(the prefix keeps two deployments sharing one Redis from swallowing each other's events),
+otherwise an INSERT into the `processed_event` table whose primary key rejects the second claim.
 """
 
 from __future__ import annotations
@@ -65,10 +66,13 @@ class EventDeduper:
 
     @classmethod
     def from_settings(
-        cls, settings, *, engine_or_db=None, ttl_s: int = DEFAULT_TTL_S, prefix: str = "docent:event:"
+        cls, settings, *, engine_or_db=None, ttl_s: int = DEFAULT_TTL_S, prefix: str | None = None
     ) -> "EventDeduper":
-        """Redis when configured; else the SQL database (`engine_or_db`, default settings' URL)."""
+        """Redis when configured (keys under `prefix`, default `<settings.redis_key_prefix>:event:`);
+        else the SQL database (`engine_or_db`, default settings' URL)."""
         if settings.redis_url:
+            if prefix is None:
+                prefix = f"{settings.redis_key_prefix}:event:"
             return cls(_RedisClaims(settings.redis_url, ttl_s, prefix))
         if engine_or_db is None:
             from admin.db import Database

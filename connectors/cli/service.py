@@ -28,7 +28,7 @@ def usage(
     channel: Optional[str] = typer.Option(None, "--channel"),
     days: int = typer.Option(30, "--days", min=1),
     as_json: bool = typer.Option(False, "--json"),
-    chart: Optional[Path] = typer.Option(None, "--chart", dir_okay=False, help="Write a PNG of cost per day here."),
+    chart: Optional[Path] = typer.Option(None, "--chart", dir_okay=False, help="Write a PNG of requests and cost per day here."),
 ):
     """Usage and cost report from the ledger."""
     with open_docent() as docent:

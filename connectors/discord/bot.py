@@ -69,7 +69,7 @@ class DocentClient(discord.Client):
     """A discord.py client carrying docent's core; commands reach it as `interaction.client.docent`."""
 
     def __init__(self, docent: "Docent | None", settings: "Settings", *, sync_dev_guild: bool = False) -> None:
-        super().__init__(intents=intents_for(settings))
+        super().__init__(intents=intents_for(settings), allowed_mentions=discord.AllowedMentions.none())
         self.docent = docent
         self.settings = settings
         self._sync_dev_guild = sync_dev_guild

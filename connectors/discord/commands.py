@@ -1,4 +1,4 @@
-"""docent's slash commands: /ask, /docs upload|list|remove, /usage.
+"""docent's slash commands: /ask, /docs upload|list|remove, /usage, /caps set|clear|list.
 
 Every command turns the interaction into docent's terms (`context.py`), calls the shared core
 (`Docent.aask`) or admin operation (`docent.admin`), and renders the result (`rendering.py`).
@@ -10,7 +10,8 @@ subcommand it is silently ignored — so it is declared on the `/docs` group (sh
 Manage Server by default; a server can grant `/docs` to more roles in Server Settings →
 Integrations). That only hides the commands. The real protection is the server-side check in
 `upload` and `remove` (Manage Server, Administrator or a role in DOCENT_DISCORD_ADMIN_ROLE_IDS,
-plus DOCENT_ADMIN_USER_IDS): anyone else gets an ephemeral refusal and nothing changes.
+plus DOCENT_ADMIN_USER_IDS): anyone else gets an ephemeral refusal and nothing changes. `/caps`
+is declared and checked the same way.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable, Literal
 import discord
 from discord import app_commands
 
-from admin.types import NotAuthorized, NotFound
+from admin.types import InvalidCap, NotAuthorized, NotFound
 from bot.streaming import ProgressThrottle
 from bot.types import Answer, Outcome
 from connectors.discord.attachments import download, precheck
@@ -32,6 +33,7 @@ from connectors.discord.context import actor_of, place_of, question_of
 from connectors.discord.feedback import feedback_view
 from connectors.discord.rendering import (
     DESCRIPTION_LIMIT,
+    document_text,
     pack_lines,
     group_into_messages,
     progress_embed,
@@ -61,7 +63,7 @@ def _settings(interaction: discord.Interaction) -> "Settings":
     return interaction.client.settings  # type: ignore[attr-defined]
 
 
-async def _say(interaction: discord.Interaction, text: str, *, ephemeral: bool = True, **kwargs) -> None:
+async def _say(interaction: discord.Interaction, text: str | None, *, ephemeral: bool = True, **kwargs) -> None:
     """Reply whether or not the interaction was already answered or deferred."""
     if interaction.response.is_done():
         await interaction.followup.send(text, ephemeral=ephemeral, **kwargs)
@@ -182,9 +184,9 @@ def _scope_label(channel: str) -> str:
 
 
 def _document_line(record) -> str:
-    bits = [f"**{discord.utils.escape_markdown(record.name)}**"]
+    bits = [f"**{document_text(record.name)}**"]
     if record.title and record.title != record.name:
-        bits.append(f"— {discord.utils.escape_markdown(record.title)}")
+        bits.append(f"— {document_text(record.title)}")
     bits.append(f"· {_scope_label(record.channel)} · {record.chunks} chunks")
     if record.pages:
         bits.append(f"· {record.pages} pages")
@@ -197,13 +199,14 @@ def _document_line(record) -> str:
 
 def _upload_message(report, scope_word: str) -> str:
     record = report.record
+    name = document_text(record.name)
     where = "for the whole server" if record.channel == "*" else f"for <#{record.channel}>"
     if not report.changed:
-        head = f"**{record.name}** is already up to date {where}; nothing changed."
+        head = f"**{name}** is already up to date {where}; nothing changed."
     elif report.replaced:
-        head = f"Replaced **{record.name}** {where}: {record.chunks} chunks."
+        head = f"Replaced **{name}** {where}: {record.chunks} chunks."
     else:
-        head = f"Added **{record.name}** {where}: {record.chunks} chunks."
+        head = f"Added **{name}** {where}: {record.chunks} chunks."
     if record.quarantined:
         head += "\n⛔ It contains text that looks like instructions to the bot, so it is quarantined: it won't be used in answers."
     elif report.findings:
@@ -240,7 +243,7 @@ class DocsCommands(
         try:
             precheck(file, max_bytes)  # before downloading anything
         except DocumentError as err:
-            await _say(interaction, f"⚠️ {err} — nothing was stored.")
+            await _say(interaction, f"⚠️ {document_text(str(err))} — nothing was stored.")
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         place = place_of(interaction, settings)
@@ -251,7 +254,7 @@ class DocsCommands(
         except NotAuthorized as err:
             await _say(interaction, str(err))
         except DocumentError as err:
-            await _say(interaction, f"⚠️ {err} — nothing was stored.")
+            await _say(interaction, f"⚠️ {document_text(str(err))} — nothing was stored.")
         except Exception:
             log.exception("upload of %s in %s failed", file.filename, target)
             await _say(interaction, APOLOGY)
@@ -293,7 +296,7 @@ class DocsCommands(
             log.exception("remove of %s in %s failed", name, place.scope)
             await _say(interaction, APOLOGY)
         else:
-            await _say(interaction, f"Removed **{record.name}** ({_scope_label(record.channel)}).")
+            await _say(interaction, f"Removed **{document_text(record.name)}** ({_scope_label(record.channel)}).")
 
     @remove.autocomplete("name")
     async def remove_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -304,6 +307,72 @@ class DocsCommands(
         return [app_commands.Choice(name=n, value=n) for n in names if len(n) <= 100][:MAX_AUTOCOMPLETE]
 
 
+# --- caps ----------------------------------------------------------------------------------------
+
+
+class CapsCommands(
+    app_commands.Group,
+    name="caps",
+    description="Per-user daily spending caps (admins only)",
+    guild_only=True,
+    default_permissions=discord.Permissions(manage_guild=True),
+):
+    """/caps set|clear|list: override DOCENT_USER_DAILY_CAP_USD for one member."""
+
+    async def _admin(self, interaction: discord.Interaction):
+        """The acting admin, or None after telling a non-admin no (Discord's default_permissions
+        only hides the command; this is the check that counts)."""
+        docent, settings = _docent(interaction), _settings(interaction)
+        actor = actor_of(interaction, settings)
+        if not docent.admin.is_admin(actor):
+            await _say(interaction, NOT_ADMIN.format(action="change spending caps"))
+            return None
+        return actor
+
+    async def _change(self, interaction: discord.Interaction, user: discord.User, amount: float | None) -> None:
+        actor = await self._admin(interaction)
+        if actor is None:
+            return
+        default = f"${_settings(interaction).user_daily_cap_usd:,.2f}"
+        try:
+            await asyncio.to_thread(_docent(interaction).admin.set_user_cap, actor, actor.workspace, str(user.id), amount)
+        except (NotAuthorized, InvalidCap) as err:
+            await _say(interaction, str(err))
+            return
+        if amount is None:
+            await _say(interaction, f"<@{user.id}> is back to the default cap of {default} a day.")
+        else:
+            await _say(interaction, f"<@{user.id}> may now spend up to ${amount:,.2f} a day (default {default}).")
+
+    @app_commands.command(name="set", description="Set one member's daily spending cap (admins only)")
+    @app_commands.describe(user="Whose cap", amount="US dollars per day (0 stops their questions)")
+    async def set_(
+        self, interaction: discord.Interaction, user: discord.User, amount: app_commands.Range[float, 0, 1_000_000]
+    ) -> None:
+        await self._change(interaction, user, round(amount, 6))
+
+    @app_commands.command(name="clear", description="Give a member the default daily cap again (admins only)")
+    @app_commands.describe(user="Whose cap")
+    async def clear(self, interaction: discord.Interaction, user: discord.User) -> None:
+        await self._change(interaction, user, None)
+
+    @app_commands.command(name="list", description="Members with their own daily cap (admins only)")
+    async def list_(self, interaction: discord.Interaction) -> None:
+        actor = await self._admin(interaction)
+        if actor is None:
+            return
+        caps = await asyncio.to_thread(_docent(interaction).admin.user_caps, actor, actor.workspace)
+        default = f"${_settings(interaction).user_daily_cap_usd:,.2f}"
+        if not caps:
+            await _say(interaction, f"No per-member caps: everyone may spend the default {default} a day.")
+            return
+        lines = [f"<@{c.user}> — ${c.daily_cap_usd:,.2f} a day" for c in caps]
+        for i, value in enumerate(pack_lines(lines, DESCRIPTION_LIMIT)):
+            title = f"Daily spending caps (default {default})" if i == 0 else None
+            await _say(interaction, None, embed=discord.Embed(title=title, description=value,
+                                                              colour=discord.Colour.blurple()))
+
+
 # --- usage ---------------------------------------------------------------------------------------
 
 
@@ -312,7 +381,7 @@ class DocsCommands(
 @app_commands.describe(
     user="Whose usage (admins only for someone else; admins without a user see the whole server)",
     days="How many days back (default 30)",
-    chart="Attach a daily cost chart",
+    chart="Attach a chart of requests and cost per day",
 )
 async def usage_command(
     interaction: discord.Interaction,
@@ -358,6 +427,7 @@ def register_commands(tree: app_commands.CommandTree) -> None:
     tree.add_command(ask_command)
     tree.add_command(DocsCommands())
     tree.add_command(usage_command)
+    tree.add_command(CapsCommands())
 
     @tree.error
     async def on_app_command_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:

@@ -13,6 +13,7 @@ from typing import Iterable
 import discord
 
 from bot.types import Answer, Outcome, Source
+from connectors.autolinks import urls_as_code
 
 DESCRIPTION_LIMIT = 4096
 FIELD_VALUE_LIMIT = 1024
@@ -90,9 +91,18 @@ def split_text(text: str, limit: int) -> list[str]:
     return pieces
 
 
+def document_text(text: str) -> str:
+    """Text taken from a document or a file name (a title, a heading) as Discord Markdown that
+    formats, links and mentions nothing: Markdown and mentions escaped, URLs shown as code."""
+    return discord.utils.escape_mentions(
+        urls_as_code(text, discord.utils.escape_markdown, escape_code=lambda code: code)
+    )
+
+
 def source_line(source: Source) -> str:
-    """`[n] Title (p. 3, Section)`, linked when the source has a URL."""
-    label = source.label.replace("[", "(").replace("]", ")")
+    """`[n] Title (p. 3, Section)`, linked when the source has a URL; URLs in the title or
+    headings are shown as code (Discord would auto-link them)."""
+    label = urls_as_code(source.label.replace("[", "(").replace("]", ")"))
     if source.url:
         label = f"[{label}]({source.url})"
     return f"`[{source.n}]` {label}"

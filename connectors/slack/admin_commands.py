@@ -14,11 +14,12 @@ import time
 
 from slack_sdk import WebClient
 
-from admin.types import Actor, NotAuthorized, NotFound
+from admin.operations import parse_cap_usd
+from admin.types import Actor, InvalidCap, NotAuthorized, NotFound
 from connectors.slack import blocks
 from connectors.slack.asking import EVERYWHERE, Asking
 from connectors.slack.files import FileFetchError, SlackFile, fetch_file
-from connectors.slack.mrkdwn import escape
+from connectors.slack.mrkdwn import document_text, escape
 from connectors.slack.replies import SlackReplies, reason_of
 from knowledge.types import WORKSPACE_WIDE, DocumentError, Scope
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 PLATFORM = "slack"
 ADMIN_CACHE_S = 300.0
 USER_REF = re.compile(r"<@(?P<id>[UW][A-Z0-9]+)(?:\|[^>]*)?>")
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 HELP = """*docent* answers questions from the documents your admins added, with numbered sources.
 • Ask: mention me in a channel (`@docent how do I …?`), message me directly, or reply in a thread I answered.
@@ -35,11 +37,18 @@ HELP = """*docent* answers questions from the documents your admins added, with 
 Admins:
 • Share a file (PDF, DOCX, TXT, Markdown, HTML) and mention me with `learn` in the same message — it is linked to this channel; `learn --everywhere` makes it workspace-wide.
 • Or use the message shortcut *Add to docent* on any message with a file.
-• `/docent forget <document>` (`forget --everywhere <document>` for a workspace-wide one)"""
+• `/docent forget <document>` (`forget --everywhere <document>` for a workspace-wide one)
+• `/docent caps` — per-user daily spending caps; `caps set @user 2.50` overrides one, `caps clear @user` restores the default"""
 
 
 class SlackAdminDirectory:
-    """Who is a Slack workspace admin/owner (users.info), cached briefly."""
+    """Who is an admin/owner of the asking workspace (users.info), cached briefly.
+
+    `is_admin`/`is_owner` describe the user in *their own* organisation: a Slack Connect user from
+    another company can be an admin there and still post in a shared channel here. So the flags
+    count only when the user's `team_id` is the workspace asking (and Slack doesn't call them a
+    stranger).
+    """
 
     def __init__(self, client: WebClient, ttl_s: float = ADMIN_CACHE_S):
         self._client = client
@@ -55,7 +64,12 @@ class SlackAdminDirectory:
             return hit[1]
         try:
             info = self._client.users_info(user=user)["user"]
-            flag = bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+            flag = (
+                bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+                and bool(team)
+                and info.get("team_id") == team
+                and not info.get("is_stranger")
+            )
         except Exception as err:
             log.warning("users.info failed for %s: %s", user, reason_of(err))
             return False  # not cached: a transient failure shouldn't stick
@@ -127,7 +141,7 @@ class AdminCommands:
                 meta, data = fetch_file(self.client, file_id, max_bytes=self.max_file_bytes)
                 report = self.docent.admin.upload(actor, meta.name, data, scope, url=meta.permalink)
             except (FileFetchError, DocumentError, NotAuthorized) as err:
-                lines.append(f":x: {escape(str(err))}")
+                lines.append(f":x: {document_text(str(err))}")
                 continue
             except Exception:
                 log.exception("ingesting Slack file %s failed", file_id)
@@ -139,7 +153,7 @@ class AdminCommands:
     @staticmethod
     def _upload_line(report, where: str, meta: SlackFile) -> str:
         record = report.record
-        name = escape(record.title or record.name)
+        name = document_text(record.title or record.name)
         pages = f"{record.pages} pages, " if record.pages else ""
         if not report.changed:
             line = f":white_check_mark: *{name}* is already up to date for {where} ({pages}{record.chunks} chunks)."
@@ -147,7 +161,7 @@ class AdminCommands:
             verb = "Replaced the earlier version of" if report.replaced else "Learned"
             line = f":white_check_mark: {verb} *{name}* for {where}: {pages}{record.chunks} chunks."
         if report.findings:
-            shown = "; ".join(f"“{escape(f[:150])}”" for f in report.findings[:3])
+            shown = "; ".join(f"“{document_text(f[:150])}”" for f in report.findings[:3])
             state = (
                 "It is quarantined: I won't answer from it until an admin reviews it."
                 if getattr(record, "quarantined", False)
@@ -171,9 +185,11 @@ class AdminCommands:
                 text = self._forget(actor, team, here, rest)
             elif verb == "usage":
                 text = self._usage(actor, team, rest)
+            elif verb == "caps":
+                text = self._caps(actor, team, rest)
             else:
                 text = f"I don't know `{escape(verb)}`.\n\n{HELP}"
-        except (NotAuthorized, NotFound) as err:
+        except (NotAuthorized, NotFound, InvalidCap) as err:
             text = escape(str(err))
         except Exception:
             log.exception("/docent %s failed", verb)
@@ -192,8 +208,9 @@ class AdminCommands:
             flags = " _(workspace-wide)_" if r.channel == WORKSPACE_WIDE else ""
             if r.quarantined:
                 flags += " :warning: quarantined"
-            name = escape(r.name)
-            lines.append(f"• *{escape(r.title or r.name)}* (`{name}`) — {size}{pages}, added {when} by <@{r.uploaded_by}>{flags}")
+            name = escape(r.name.replace("`", "'"))
+            lines.append(f"• *{document_text(r.title or r.name)}* (`{name}`) — {size}{pages}, added {when} "
+                         f"by {_user_ref(r.uploaded_by)}{flags}")
         return "\n".join(lines)
 
     def _forget(self, actor: Actor, team: str, here: Scope, rest: str) -> str:
@@ -203,7 +220,33 @@ class AdminCommands:
             return "Which document? `/docent forget <document name>` (see `/docent docs`)."
         scope = Scope.workspace_wide(team) if everywhere or here.channel is None else here
         record = self.docent.admin.remove(actor, scope, name)
-        return f"Forgot *{escape(record.title or record.name)}*; I won't answer from it any more."
+        return f"Forgot *{document_text(record.title or record.name)}*; I won't answer from it any more."
+
+    def _caps(self, actor: Actor, team: str, rest: str) -> str:
+        """`caps` lists the overrides, `caps set @user 2.50` sets one, `caps clear @user` removes it."""
+        if not self.docent.admin.is_admin(actor):  # checked again by the operations themselves
+            raise NotAuthorized("see or change spending caps")
+        action, _, args = rest.partition(" ")
+        action = action.lower() or "list"
+        default = f"${self.settings.user_daily_cap_usd:,.2f}"
+        if action == "list":
+            caps = self.docent.admin.user_caps(actor, team)
+            if not caps:
+                return f"No per-user caps: everyone may spend the default {default} a day."
+            lines = [f"*Daily spending caps* (default {default}):"]
+            lines += [f"• {_user_ref(c.user)} — ${c.daily_cap_usd:,.2f} (set by {_user_ref(c.set_by)}, "
+                      f"{c.set_at:%Y-%m-%d})" for c in caps]
+            return "\n".join(lines)
+        match = USER_REF.search(args) or SLACK_USER_ID.search(args)
+        if action not in ("set", "clear") or match is None:
+            return "Usage: `/docent caps`, `/docent caps set @user 2.50` or `/docent caps clear @user`."
+        user = match.groupdict().get("id") or match.group(0)
+        if action == "clear":
+            self.docent.admin.set_user_cap(actor, team, user, None)
+            return f"{_user_ref(user)} is back to the default cap of {default} a day."
+        amount = parse_cap_usd((args[: match.start()] + args[match.end():]).strip())
+        self.docent.admin.set_user_cap(actor, team, user, amount)
+        return f"{_user_ref(user)} may now spend up to ${amount:,.2f} a day (default {default})."
 
     def _usage(self, actor: Actor, team: str, rest: str) -> str:
         match = USER_REF.search(rest)
@@ -212,3 +255,8 @@ class AdminCommands:
             target = actor.user_id  # non-admins see their own usage
         report = self.docent.admin.usage(actor, team, user=target)
         return "```\n" + escape(report.render_text()) + "\n```"
+
+
+def _user_ref(user_id: str) -> str:
+    """A Slack user id as a mention; anything else (a CLI operator's login …) as plain text."""
+    return f"<@{user_id}>" if SLACK_USER_ID.fullmatch(user_id) else escape(user_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.types import Answer, Attachment, Outcome, Source
-from connectors.slack.mrkdwn import escape, split_blocks, split_text, to_mrkdwn, to_mrkdwn_blocks
+from connectors.slack.mrkdwn import document_text, escape, split_blocks, split_text, to_mrkdwn, to_mrkdwn_blocks
 
 # Slack's published limits.
 SECTION_TEXT_LIMIT = 3000
@@ -31,15 +31,23 @@ class SlackMessage:
     blocks: tuple[dict, ...] = field(default=())
 
     def as_kwargs(self) -> dict:
-        return {"text": self.text, "blocks": list(self.blocks)}
+        # parse=none, link_names off: Slack turns nothing in the text into a link or a mention;
+        # only the explicit <url|text> and <@U…> docent writes itself are rendered as such.
+        return {"text": self.text, "blocks": list(self.blocks), "parse": "none", "link_names": False}
+
+
+def _mrkdwn(text: str) -> dict:
+    # verbatim: no auto-linked URLs or channel names and no parsed mentions in the text —
+    # document and model text stay text (explicit <url|text> links still render).
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def section(text: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return {"type": "section", "text": _mrkdwn(text)}
 
 
 def context(text: str) -> dict:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:CONTEXT_TEXT_LIMIT]}]}
+    return {"type": "context", "elements": [_mrkdwn(text[:CONTEXT_TEXT_LIMIT])]}
 
 
 def placeholder() -> SlackMessage:
@@ -71,8 +79,8 @@ def source_line(source: Source) -> str:
     if source.page is not None:
         where.append(f"p. {source.page}")
     if source.section:
-        where.append(escape(source.section))
-    title = escape(source.title or source.source).replace("|", "¦")
+        where.append(document_text(source.section))
+    title = document_text(source.title or source.source).replace("|", "¦")
     if source.url and source.url.lower().startswith(("http://", "https://")):
         title = f"<{source.url.replace('&', '&amp;').replace('|', '%7C').replace('>', '%3E')}|{title}>"
     return f"[{source.n}] {title}" + (f" — {', '.join(where)}" if where else "")
@@ -114,7 +122,7 @@ def feedback_block(request_id: str) -> dict:
 
 
 def unread_attachments_note(attachments: tuple[Attachment, ...]) -> str:
-    names = ", ".join(escape(a.name) for a in attachments)
+    names = ", ".join(document_text(a.name) for a in attachments)
     return (
         f":paperclip: I didn't read the attached file{'s' if len(attachments) > 1 else ''} ({names}): "
         "I only answer from documents an admin added. An admin can add it by mentioning me with `learn`."

@@ -20,7 +20,7 @@ from bot.types import Answer, Attachment, PriorTurn, Question
 from connectors.slack import blocks
 from connectors.slack.admin_commands import HELP, PLATFORM, AdminCommands
 from connectors.slack.asking import Asking, learn_options
-from connectors.slack.replies import SORRY_SLACK, SlackReplies, reason_of
+from connectors.slack.replies import SORRY_SLACK, ProgressEdits, SlackReplies, reason_of, without_retries
 from connectors.slack.work import InFlight, TrackedExecutor
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,9 @@ class SlackConnector:
         self.deduper = deduper or EventDeduper.from_settings(settings, engine_or_db=getattr(docent, "db", None))
         self._identity: tuple[str | None, str | None] | None = None  # (bot user id, bot id)
         self.replies = SlackReplies(client)
+        # Progress edits skip the retrying client: a 429 there must never hold an answer up.
+        self.progress_client = without_retries(client)
+        self.progress_work = ThreadPoolExecutor(max_workers=answer_workers, thread_name_prefix="docent-slack-progress")
         self.admin_commands = AdminCommands(docent, settings, client, self.replies)
         self.in_flight = InFlight()
         self.work = TrackedExecutor(self.in_flight, max_workers=answer_workers, thread_name_prefix="docent-slack")
@@ -62,6 +65,7 @@ class SlackConnector:
         if drain_s:
             self.wait_idle(drain_s)
         self.work.shutdown(wait=False, cancel_futures=True)
+        self.progress_work.shutdown(wait=False, cancel_futures=True)
         self.deduper.close()
 
     # === Bolt listeners ==========================================================================
@@ -165,13 +169,15 @@ class SlackConnector:
                 attachments=attachments,
                 request_id=asking.event_id,
             )
-            on_delta = None
+            progress = on_delta = None
             if placeholder_ts:
-                throttle = ProgressThrottle(
-                    lambda partial: self.replies.update(asking.channel, placeholder_ts, blocks.progress(partial), quiet=True)
-                )
-                on_delta = throttle.update
-            answer = self.docent.ask(question, on_delta=on_delta)
+                progress = ProgressEdits(self.progress_client, asking.channel, placeholder_ts, self.progress_work)
+                on_delta = ProgressThrottle(lambda partial: progress.offer(blocks.progress(partial))).update
+            try:
+                answer = self.docent.ask(question, on_delta=on_delta)
+            finally:
+                if progress is not None:
+                    progress.close()  # the final answer must be the last edit
             self._deliver(asking, placeholder_ts, answer, attachments)
         except Exception:
             log.exception("answering Slack event %s failed", asking.event_id)
@@ -190,22 +196,23 @@ class SlackConnector:
         return asking.channel
 
     def _history(self, replies: list[dict], asking: Asking) -> tuple[PriorTurn, ...]:
+        """The thread as prior turns. Only docent's own messages (its bot user / bot id) are
+        assistant turns and only the asker's are user turns; everything else — other people,
+        other apps, webhooks, Workflow Builder — is quoted to the model as untrusted data."""
         turns: list[PriorTurn] = []
         for message in replies:
             if message.get("ts") == asking.ts:
                 continue
             text = message.get("text") or ""
-            docent = self._is_docent(message, None) or bool(message.get("bot_id"))
-            if docent and text == blocks.PLACEHOLDER_TEXT:
+            docent = self._is_docent(message, None)
+            if (docent and text == blocks.PLACEHOLDER_TEXT) or not text.strip():
                 continue
-            if not text.strip():
-                continue
-            if self._is_docent(message, None):
+            if docent:
                 author = "assistant"
-            elif message.get("user") == asking.user:
+            elif not _is_app_message(message) and message.get("user") == asking.user:
                 author = "user"
             else:
-                author = message.get("user") or message.get("username") or "someone"
+                author = _quoted_author(message)
             turns.append(PriorTurn(author=author, text=self._strip_mention(text, None), is_bot=docent))
         limit = max(0, self.settings.slack_thread_history)
         return tuple(turns[-limit:]) if limit else ()
@@ -281,3 +288,23 @@ class SlackConnector:
         if bot_user_id:
             text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", "", text)
         return text.strip()
+
+
+def _is_app_message(message: dict) -> bool:
+    """Posted by an app, a bot, a webhook or a workflow rather than typed by a person."""
+    return bool(message.get("bot_id") or message.get("subtype") == "bot_message" or message.get("app_id"))
+
+
+def _quoted_author(message: dict) -> str:
+    """A display name for someone else's message, never one of the prompt's own roles."""
+    profile = message.get("user_profile") or {}
+    bot = message.get("bot_profile") or {}
+    name = (
+        profile.get("display_name") or profile.get("real_name") or message.get("username")
+        or bot.get("name") or message.get("user") or "someone"
+    )
+    if _is_app_message(message):
+        return f"{name} (app)"
+    if name.casefold() in ("user", "assistant"):  # a person called "assistant" is still quoted
+        return f"{name} ({message.get('user') or 'someone'})"
+    return name

@@ -19,12 +19,21 @@ from functools import lru_cache
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
+from connectors.autolinks import urls_as_code
+
 SAFE_LINK_SCHEMES = ("http://", "https://", "mailto:")
 
 
 def escape(text: str) -> str:
     """Escape Slack's three control characters (and nothing else: Slack wants exactly these)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def document_text(text: str) -> str:
+    """Text taken from a document (a title, a heading, a file name) as mrkdwn that links and
+    mentions nothing: `&<>` escaped and every URL shown as code, so a document can't smuggle a
+    link into docent's own lines."""
+    return urls_as_code(text, escape)
 
 
 @lru_cache(maxsize=1)

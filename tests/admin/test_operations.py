@@ -200,3 +200,22 @@ def test_set_user_cap_and_feedback(ops, sqlite_db):
     ops.record_feedback("req-1", "UOTHER", True)
     assert registry.feedback("req-1") == {"UMEMBER": False, "UOTHER": True}
     assert _count(sqlite_db, Feedback) == 2
+
+
+def test_user_caps_are_listed_for_admins_only_and_amounts_validated(ops):
+    from admin.operations import parse_cap_usd
+    from admin.types import InvalidCap
+
+    for text in ("nan", "inf", "-1", "2 dollars", "", "1e9"):
+        with pytest.raises(InvalidCap):
+            parse_cap_usd(text)
+    assert str(parse_cap_usd("$2,50")) == "2.50"
+    with pytest.raises(InvalidCap):
+        ops.set_user_cap(ADMIN, "T1", "U1", float("nan"))
+    ops.set_user_cap(ADMIN, "T1", "U2", parse_cap_usd("0"))
+    ops.set_user_cap(LISTED_ADMIN, "T1", "U1", parse_cap_usd("$2,50"))
+    ops.set_user_cap(ADMIN, "T9", "U1", 7)
+    assert [(c.user, c.daily_cap_usd, c.set_by) for c in ops.user_caps(ADMIN, "T1")] == [
+        ("U1", 2.5, "U-LISTED"), ("U2", 0.0, "UADMIN")]
+    with pytest.raises(NotAuthorized):
+        ops.user_caps(MEMBER, "T1")

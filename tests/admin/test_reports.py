@@ -9,7 +9,7 @@ from datetime import datetime, time, timedelta, timezone
 import pytest
 
 from admin.ledger import LedgerEntry, UsageLedger
-from admin.reports import build_usage_report, render_cost_chart
+from admin.reports import build_usage_report, render_usage_chart, usage_figure
 
 TODAY = datetime(2026, 3, 10, tzinfo=timezone.utc).date()
 
@@ -98,9 +98,52 @@ def test_empty_report_has_zero_days_and_no_division_error(db):
         build_usage_report(db, "T1", days=0)
 
 
-def test_cost_chart_is_a_png_of_sensible_size(db, ledger):
-    png = render_cost_chart(build_usage_report(db, "T1", days=7, today=TODAY))
+def test_usage_chart_is_a_png_of_sensible_size(db, ledger):
+    png = render_usage_chart(build_usage_report(db, "T1", days=7, today=TODAY))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", png[16:24])  # IHDR
-    assert (width, height) == (800, 350)
+    assert (width, height) == (800, 500)
     assert len(png) > 5_000
+
+
+def _title(fig):
+    (title,) = [t for t in fig.texts if t.get_text().startswith("docent usage")]
+    return title
+
+
+def test_usage_chart_shows_requests_by_outcome_and_cost_per_day_with_a_literal_title(db, ledger):
+    report = build_usage_report(db, "T1", days=7, today=TODAY)
+    fig = usage_figure(report)
+    fig.canvas.draw()
+    requests_ax, cost_ax = fig.axes
+    title = _title(fig)
+    # Dollars are dollars: "$0.04 … $0.15" is shown as written, not typeset as TeX math.
+    assert title.get_text() == ("docent usage — workspace T1 · 2026-03-04 → 2026-03-10\n"
+                                "8 requests · $0.04 spent · projected $0.15/month")
+    assert title.get_parse_math() is False
+    assert requests_ax.get_ylabel() == "requests" and cost_ax.get_ylabel() == "cost (USD)"
+    # Requests stacked by outcome: one bar series per outcome that occurred, summing per day.
+    legend = [t.get_text() for t in requests_ax.get_legend().get_texts()]
+    assert legend == ["answered", "abstained", "rate limited", "capped", "blocked", "error"]
+    tops = [max(bar.get_y() + bar.get_height() for c in requests_ax.containers for bar in [c[i]])
+            for i in range(7)]
+    assert tops == [d.requests for d in report.per_day]
+    assert [round(bar.get_height(), 4) for bar in cost_ax.containers[0]] == [round(d.cost_usd, 4)
+                                                                               for d in report.per_day]
+    for ax in (requests_ax, cost_ax):
+        assert ax.get_ylim()[0] == 0
+
+
+def test_empty_usage_chart_never_shows_negative_dollars(db):
+    fig = usage_figure(build_usage_report(db, "nobody", days=7, today=TODAY, user="U$1$"))
+    fig.canvas.draw()
+    requests_ax, cost_ax = fig.axes
+    assert "user U$1$" in _title(fig).get_text() and "$0.00 spent" in _title(fig).get_text()
+    for ax in (requests_ax, cost_ax):
+        low, high = ax.get_ylim()
+        assert low == 0 and high > 0
+    cost_labels = [t.get_text() for t in cost_ax.get_yticklabels() if t.get_text()]
+    assert cost_labels and all(label.startswith("$") and "-" not in label and "−" not in label
+                               for label in cost_labels)
+    assert len(set(cost_labels)) == len(cost_labels)  # no two ticks read the same
+    assert any(t.get_text() == "No requests in this period" for t in requests_ax.texts)

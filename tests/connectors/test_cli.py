@@ -87,3 +87,22 @@ def test_two_files_with_one_name_are_reported_not_silently_replaced(cli, tmp_pat
     assert [d["name"] for d in listed] == ["index.md"]
     answer = _json(cli("ask", "What does the first index page say?", "--json"))
     assert "alpha" in answer["text"]
+
+
+def test_caps_set_list_clear(cli):
+    result = cli("caps", "set", "U0ALICE", "$2.50", "--workspace", "acme")
+    assert result.exit_code == 0, result.output
+    assert "up to $2.50 a day" in result.stdout
+    listed = _json(cli("caps", "list", "--workspace", "acme", "--json"))
+    assert listed["default_usd"] == 1.0
+    assert [(c["user"], c["daily_cap_usd"]) for c in listed["caps"]] == [("U0ALICE", 2.5)]
+    assert _json(cli("caps", "list", "--workspace", "other", "--json"))["caps"] == []
+
+    for amount in ("lots", "-3"):
+        bad = cli("caps", "set", "--workspace", "acme", "--", "U0ALICE", amount)
+        assert bad.exit_code == 2 and "isn't a daily cap" in bad.output and "Traceback" not in bad.output
+    assert _json(cli("caps", "list", "--workspace", "acme", "--json"))["caps"][0]["daily_cap_usd"] == 2.5
+
+    cleared = cli("caps", "clear", "U0ALICE", "--workspace", "acme")
+    assert cleared.exit_code == 0 and "default cap of $1.00" in cleared.stdout
+    assert _json(cli("caps", "list", "--workspace", "acme", "--json"))["caps"] == []

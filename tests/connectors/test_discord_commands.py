@@ -285,3 +285,92 @@ async def test_mentions_are_answered_only_when_enabled(docent, settings):
                 assert not any(c.path.startswith("/channels/") for c in harness.api.calls)
         finally:
             await harness.close()
+
+
+# --- links and mentions from documents and the model ---------------------------------------------
+
+TRAP_DOC = (
+    b"# Pricing https://evil.example/pwn?x=1 @everyone\n\n"
+    b"## Refunds https://evil.example/steal\n\n"
+    b"Refunds are paid within thirty days of the request.\n"
+)
+
+
+def _message_payloads(api) -> list[dict]:
+    """Every message body docent sent: interaction replies, follow-ups, edits, channel posts."""
+    bodies = []
+    for call in api.calls:
+        body = call.json or {}
+        if call.path.endswith("/callback"):
+            body = body.get("data") or {}
+        if body.get("content") or body.get("embeds"):
+            bodies.append(body)
+    return bodies
+
+
+def _outside_code(text: str) -> str:
+    return re.sub(r"`[^`]*`", "", text)
+
+
+async def test_no_message_can_mention_anyone_and_document_urls_are_inert(settings):
+    from tests.fakes.chat_model import FakeChatModel
+
+    reply = f"@everyone @here Refunds are paid within thirty days [1]. <@&{ADMIN_ROLE}> <@700000000000000009>"
+    docent = Docent.from_settings(settings, chat_model=FakeChatModel(reply=reply))
+    from tests.fakes.discord_api import mention_message
+
+    bot = await DiscordHarness.start(docent, settings.model_copy(update={"discord_answer_mentions": True}))
+    try:
+        docent.admin.upload(operator(), "pricing.md", TRAP_DOC, Scope.workspace_wide(str(GUILD)))
+        sources = sources_of(await final_embeds(bot, bot.dispatch(ask("How fast are refunds paid?"))))
+        bot.deliver_message(mention_message("How fast are refunds paid?"))
+        await bot.api.wait_for(lambda: any(c.path == f"/channels/{CHANNEL}/messages" for c in bot.api.calls))
+        listed = bot.dispatch(slash_command("docs", [], subcommand="list"))
+        await bot.wait_for_callback(listed)
+        (listing,) = await bot.wait_for_replies(listed)
+        removed = bot.dispatch(slash_command("docs", [{"type": 3, "name": "name", "value": "pricing.md"}],
+                                             subcommand="remove", admin=True))
+        assert "Removed" in await ephemeral_reply(bot, removed)
+        payloads = _message_payloads(bot.api)
+    finally:
+        await bot.close()
+        docent.close()
+    assert "`https://evil.example/pwn?x=1`" in sources and "`https://evil.example/steal`" in sources
+    assert "http" not in _outside_code(sources)
+    titles = listing.json["embeds"][0]["description"]
+    assert "`https://evil.example/pwn?x=1`" in titles and "http" not in _outside_code(titles)
+    assert "@everyone" not in titles  # escaped: shown, never a mention
+    assert len(payloads) >= 4
+    # Discord pings no one, whatever the text says: no parsed mentions, no listed users or roles.
+    mentions = [p.get("allowed_mentions") or {"missing": True} for p in payloads]
+    assert [m for m in mentions if m.get("parse") != [] or set(m) - {"parse", "replied_user"}
+            or m.get("replied_user")] == []
+
+
+# --- /caps -----------------------------------------------------------------------------------------
+
+async def test_caps_are_set_listed_and_cleared_by_admins_only(bot, docent):
+    member = 700_000_000_000_000_009
+    options, users = _user_option(member)
+    refused = bot.dispatch(slash_command("caps", options + [{"type": 10, "name": "amount", "value": 2.5}],
+                                         subcommand="set", users=users, admin=False))
+    assert "only server admins" in await ephemeral_reply(bot, refused)
+    assert docent.admin.user_caps(operator(), str(GUILD)) == []
+
+    options, users = _user_option(member)
+    done = bot.dispatch(slash_command("caps", options + [{"type": 10, "name": "amount", "value": 2.5}],
+                                      subcommand="set", users=users, admin=True))
+    assert f"<@{member}> may now spend up to $2.50 a day" in await ephemeral_reply(bot, done)
+    (cap,) = docent.admin.user_caps(operator(), str(GUILD))
+    assert (cap.user, cap.daily_cap_usd, cap.set_by) == (str(member), 2.5, "700000000000000001")
+    # The budget guard reads the override on the next question.
+    assert docent.guards.budget.user_cap_microusd(str(GUILD), str(member)) == 2_500_000
+
+    listed = bot.dispatch(slash_command("caps", [], subcommand="list", admin=True))
+    callback = await bot.wait_for_callback(listed)
+    assert f"<@{member}> — $2.50 a day" in callback.json["data"]["embeds"][0]["description"]
+
+    options, users = _user_option(member)
+    cleared = bot.dispatch(slash_command("caps", options, subcommand="clear", users=users, admin=True))
+    assert "back to the default cap of $1.00" in await ephemeral_reply(bot, cleared)
+    assert docent.admin.user_caps(operator(), str(GUILD)) == []

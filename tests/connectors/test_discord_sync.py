@@ -27,7 +27,7 @@ async def api(monkeypatch):
 async def test_sync_registers_the_commands_with_admin_permissions_on_docs(api, settings, guild_id):
     settings = settings.model_copy(update={"discord_api_url": api.api_base, "discord_token": SecretStr("t")})
     names = await sync_once(None, settings, guild_id)
-    assert sorted(names) == ["ask", "docs", "usage"]
+    assert sorted(names) == ["ask", "caps", "docs", "usage"]
 
     (put,) = [c for c in api.calls if c.method == "PUT"]
     expected_path = f"/applications/{APPLICATION_ID}" + (f"/guilds/{guild_id}" if guild_id else "") + "/commands"
@@ -35,6 +35,8 @@ async def test_sync_registers_the_commands_with_admin_permissions_on_docs(api, s
     commands = {c["name"]: c for c in put.json}
     # Discord honours default permissions on top-level commands only: /docs carries them.
     assert int(commands["docs"]["default_member_permissions"]) == MANAGE_GUILD
+    assert int(commands["caps"]["default_member_permissions"]) == MANAGE_GUILD
+    assert {o["name"] for o in commands["caps"]["options"]} == {"set", "clear", "list"}
     assert commands["ask"]["default_member_permissions"] is None
     assert {o["name"] for o in commands["docs"]["options"]} == {"upload", "list", "remove"}
     ask_options = {o["name"]: o for o in commands["ask"]["options"]}

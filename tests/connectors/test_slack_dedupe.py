@@ -75,3 +75,28 @@ def test_postgres_table_claims_once(postgres_url):
         results = list(pool.map(lambda _: events.claim(engine, key), range(8)))
     assert results.count(True) == 1
     engine.dispose()
+
+
+@pytest.mark.redis
+def test_event_claims_carry_the_deployments_redis_key_prefix(settings, redis_url):
+    """Two deployments sharing one Redis (DOCENT_REDIS_KEY_PREFIX apart) each handle their own
+    copy of an event; the claim lives under the deployment's prefix."""
+    import redis
+
+    run = uuid.uuid4().hex
+    prefixes = (f"docent-a-{run}", f"docent-b-{run}")
+    dedupers = [
+        EventDeduper.from_settings(settings.model_copy(update={"redis_url": redis_url, "redis_key_prefix": p}), ttl_s=60)
+        for p in prefixes
+    ]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert [d.claim("slack:event:Ev1") for d in dedupers] == [True, True]
+        assert [d.claim("slack:event:Ev1") for d in dedupers] == [False, False]
+        for p in prefixes:
+            assert client.exists(f"{p}:event:slack:event:Ev1")
+    finally:
+        for d in dedupers:
+            d.close()
+        client.delete(*(f"{p}:event:slack:event:Ev1" for p in prefixes))
+        client.close()

@@ -100,11 +100,13 @@ class FakeSlackApi:
         return f"{self.base_url}/api/"
 
     # --- scripting --------------------------------------------------------------------------
-    def add_user(self, user_id: str, *, admin: bool = False, owner: bool = False, name: str | None = None) -> None:
+    def add_user(self, user_id: str, *, admin: bool = False, owner: bool = False, name: str | None = None,
+                 team_id: str = TEAM_ID) -> None:
+        """A user of `team_id` (another team: a Slack Connect user from another organisation)."""
         with self._lock:
             self.state.users[user_id] = {
                 "id": user_id,
-                "team_id": TEAM_ID,
+                "team_id": team_id,
                 "name": name or user_id.lower(),
                 "is_admin": admin,
                 "is_owner": owner,
