@@ -92,6 +92,7 @@ class Docent:
             edge_path=settings.edge_path,
             api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
             collection=settings.qdrant_collection,
+            dim=embedder.dim,
         )
         knowledge = KnowledgeBase(
             store,
