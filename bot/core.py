@@ -121,6 +121,7 @@ class Docent:
             quarantine_flagged=settings.quarantine_flagged_documents,
             on_documents_changed=guards.documents_changed,
         )
+        admin.reconcile()  # a crash may have left store and registry out of step
         engine = AnswerEngine(settings, chat_model)
         return cls(
             settings, knowledge=knowledge, engine=engine, db=db, guards=guards, admin=admin, embedder=embedder
