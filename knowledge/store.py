@@ -17,8 +17,8 @@ Versions. A document is replaced by writing a new version next to the old one:
 A failure at any step deletes `v` (`discard`). Readers keep only the newest live version of each
 document (highest version number), so between steps 2 and 3, or after a crash there, a search
 sees the old version or the new one, never a mix. Leftover pending points are swept when a store
-that one process owns (Edge, qdrant-client local mode) opens, and by the next `retire` of that
-document anywhere. `document_hash` only ever sees live versions, so a failed upload never makes a
+that one process owns (Edge, qdrant-client local mode) opens, and by the `retire` of any newer
+version of that document. `document_hash` only ever sees live versions, so a failed upload never makes a
 re-upload look "unchanged".
 
 Version numbers: `next_version` numbers versions within this process (enough when one process
@@ -29,7 +29,6 @@ their order must be one that every process agrees on.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -59,11 +58,9 @@ from knowledge.embeddings import DIM
 from knowledge.fusion import DEFAULT_FUSION, Candidate, FusionConfig, candidate_limit, fuse_candidates
 from knowledge.types import Chunk, Hit, Scope
 
-log = logging.getLogger(__name__)
-
 F = TypeVar("F")  # a backend's own filter type
-# A filter in Qdrant's JSON form (`{"must": [{"key": …, "match": {"value": …}}, …]}`): the one
-# language both backends already understand, so the core never builds client objects.
+# A filter in Qdrant's JSON form (`{"must": [{"key": …, "match": {"value": …}}, …]}`), which
+# qdrant-client parses as it is and the Edge backend translates: the core never builds client objects.
 Where = dict[str, Any]
 # Runs a version's flip to live (the callable it is given) with the caller's own records; False
 # when those already hold a newer version (see `ChunkStore.replace_document`).

@@ -19,45 +19,37 @@ import signal
 import sys
 from pathlib import Path
 
-CRASH_POINTS = ("stage", "publish", "published", "registered", "retired", "none")
-
 
 def _die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def arm(store, crash_at: str) -> None:
-    backend = store.backend
-    if crash_at == "stage":
-        upsert, written = backend.upsert, []
+def _kill_at(owner, verb: str, *, before: bool, spare: int = 0) -> None:
+    """Make `owner.verb` SIGKILL this process just before (or just after) it runs, from its
+    `spare + 1`-th call on."""
+    real, calls = getattr(owner, verb), []
 
-        def upsert_then_die(points):
-            if written:
-                _die()
-            upsert(points)
-            written.append(points)
-
-        backend.upsert = upsert_then_die
-    elif crash_at in ("publish", "published"):
-        set_payload = backend.set_payload
-
-        def flip_and_die(flt, payload):
-            if crash_at == "publish":
-                _die()
-            set_payload(flt, payload)
+    def dying(*args):
+        calls.append(args)
+        armed = len(calls) > spare
+        if armed and before:
             _die()
-
-        backend.set_payload = flip_and_die
-    elif crash_at in ("registered", "retired"):
-        retire = store.retire
-
-        def retire_and_die(doc_id, version):
-            if crash_at == "registered":
-                _die()
-            retire(doc_id, version)
+        result = real(*args)
+        if armed:
             _die()
+        return result
 
-        store.retire = retire_and_die
+    setattr(owner, verb, dying)
+
+
+CRASH_POINTS = {
+    "stage": lambda store: _kill_at(store.backend, "upsert", before=True, spare=1),
+    "publish": lambda store: _kill_at(store.backend, "set_payload", before=True),
+    "published": lambda store: _kill_at(store.backend, "set_payload", before=False),
+    "registered": lambda store: _kill_at(store, "retire", before=True),
+    "retired": lambda store: _kill_at(store, "retire", before=False),
+    "none": lambda store: None,
+}
 
 
 def main(data_dir: str, name: str, file: str, crash_at: str) -> None:
@@ -69,7 +61,7 @@ def main(data_dir: str, name: str, file: str, crash_at: str) -> None:
     from tests.admin.conftest import open_docent
 
     ops, kb, db = open_docent(Path(data_dir))
-    arm(kb.store, crash_at)
+    CRASH_POINTS[crash_at](kb.store)
     ops.upload(Actor("cli", "T1", "UADMIN", is_platform_admin=True), name, Path(file).read_bytes(), Scope("T1", "C1"))
     kb.store.close()
     db.close()
