@@ -239,7 +239,7 @@ def test_a_newer_upload_sweeping_the_older_ones_half_written_version(cluster):
 _names = itertools.count()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(schedule=st.lists(st.sampled_from("AB"), max_size=14))
 def test_any_interleaving_ends_with_the_newer_upload_everywhere(cluster, schedule):
     turns = Turns()

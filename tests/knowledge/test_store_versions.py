@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from knowledge import sparse
-from knowledge.chunk_records import VERSION, point_id
+from knowledge.chunk_records import point_id
 from knowledge.server_store import QdrantServerStore
 from knowledge.store import PointData, VersionSuperseded
 from knowledge.types import Scope
@@ -186,18 +186,16 @@ def test_a_store_on_a_shared_server_never_sweeps_on_open():
 
 def test_points_written_before_versions_are_live_version_zero(kind, tmp_path):
     s = open_kind(kind, tmp_path)
-    chunks = make_chunks(C1, "old.md", ["an old fact about leave"], content_hash="h0")
-    s.add(chunks, vectors(chunks))
-    # Strip the version fields, as a store written by an earlier docent would hold the point.
-    s.backend.delete(s.backend.filter({"must": [{"key": VERSION, "match": {"value": 0}}]}))
-    s.backend.upsert([PointData(point_id(chunks[0]), vectors(chunks)[0].tolist(),
-                                sparse.document_vector(chunks[0].text), chunks[0].payload())])
+    (chunk,) = make_chunks(C1, "old.md", ["an old fact about leave"], content_hash="h0")
+    # A point as an earlier docent wrote it: no version, no state.
+    s.backend.upsert([PointData(point_id(chunk), vectors([chunk])[0].tolist(), sparse.document_vector(chunk.text),
+                                chunk.payload())])
     assert s.count() == 0  # without a state the mandatory filter admits nothing
     s.close()
     s = open_kind(kind, tmp_path)
     try:
         assert _seen(s, "old fact leave") == ({"h0"}, ["an old fact about leave"])
-        assert [(v.version, v.live) for v in s.versions(chunks[0].doc_id)] == [(0, True)]
-        assert s.next_version(chunks[0].doc_id) == 1
+        assert [(v.version, v.live) for v in s.versions(chunk.doc_id)] == [(0, True)]
+        assert s.next_version(chunk.doc_id) == 1
     finally:
         s.close()
