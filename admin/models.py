@@ -96,6 +96,22 @@ class Document(SQLModel, table=True):
     flag_reasons: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list
     quarantined: bool = False
     url: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # The store version this row describes (live in the store unless quarantined); a row is only
+    # ever replaced by one with a higher version (see admin.registry).
+    version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+
+
+class DocumentVersion(SQLModel, table=True):
+    """The version counter of each document id, shared by every process on this database.
+
+    Never deleted with the document: a document removed and uploaded again keeps counting up, so
+    its new version is newer than anything of the old one still in a store.
+    """
+
+    __tablename__ = "document_version"
+
+    doc_id: str = Field(primary_key=True, max_length=64)
+    last_version: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
 
 
 class ChannelLink(SQLModel, table=True):

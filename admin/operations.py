@@ -20,6 +20,7 @@ from admin.models import Document, UserCap
 from admin.registry import DocumentRegistry, flag_reasons_json, flag_reasons_list
 from admin.reports import UsageReport, build_usage_report, render_usage_chart
 from admin.types import Actor, InvalidCap, NotAuthorized, NotFound
+from knowledge.chunk_records import StoredVersion
 from knowledge.types import WORKSPACE_WIDE, Scope, document_id
 
 if TYPE_CHECKING:  # the knowledge base pulls in Qdrant and the embedder: not needed to type-check
@@ -95,10 +96,38 @@ class UploadReport:
     changed: bool  # False: identical content was already stored
     replaced: bool  # True: an earlier version of the same document was replaced
     findings: tuple[str, ...]  # suspicious passages found by the injection scan
+    # True: a newer upload of the same document was registered while this one ran; that one is
+    # stored (and is `record`), this one is not.
+    superseded: bool = False
 
     @property
     def searchable(self) -> bool:
         return not self.record.quarantined
+
+
+class _RegistryPublisher:
+    """The registry's side of publishing a version (`knowledge.ingest.VersionPublisher`): numbers
+    from the shared counter, and the store flip plus the registry row in one locked step."""
+
+    def __init__(self, registry: DocumentRegistry, row: Callable[[int, int], Document]) -> None:
+        self.registry = registry
+        self.row = row  # (version, chunks) → the registry row describing that version
+        self.saved: Document | None = None
+
+    def allocate(self, doc_id: str, at_least: int) -> int:
+        return self.registry.allocate_version(doc_id, at_least)
+
+    def publish(self, doc_id: str, version: int, chunks: int, go_live: Callable[[], None]) -> bool:
+        with self.registry.locked(doc_id) as locked:
+            current = locked.row
+            if current is not None and current.version > version:
+                return False  # a newer version is registered: this one never goes live
+            go_live()
+            row = self.row(version, chunks)
+            locked.save(row)  # can't refuse: the lock keeps the newer-version check above true
+        # Only now is the row committed; if that failed, the caller undoes the store flip.
+        self.saved = row
+        return True
 
 
 def _document_text(doc) -> str:
@@ -145,6 +174,10 @@ class AdminOperations:
         """Load → scan → ingest (unless quarantined) → registry. Raises NotAuthorized / DocumentError.
 
         Every step that can fail on the user's file (loading) runs before anything is written.
+        The new version goes live in the store and into the registry in one step under the
+        document's lock (`_RegistryPublisher`), and a row is only ever replaced by a newer
+        version: concurrent uploads from several processes end with the newest one in both, and
+        the others are reported `superseded`.
         """
         self._require_admin(actor, "add documents")
         scope = Scope(scope.workspace, scope.storage_channel)
@@ -153,47 +186,95 @@ class AdminOperations:
         flagged = bool(findings)
         quarantined = flagged and self.quarantine_flagged
         doc_id = document_id(scope, loaded.name)
+        self.reconcile(doc_id)  # what a crashed earlier upload left must not count as stored
         previous = self.registry.get(doc_id)
 
+        def row(version: int, chunks: int) -> Document:
+            return Document(
+                doc_id=doc_id, workspace=scope.workspace, channel=scope.storage_channel, name=loaded.name,
+                title=loaded.title, pages=loaded.pages, chunks=chunks, size_bytes=len(data),
+                content_hash=loaded.content_hash, uploaded_by=actor.user_id,
+                uploaded_at=datetime.now(timezone.utc), flagged=flagged,
+                flag_reasons=flag_reasons_json(findings), quarantined=quarantined, url=url, version=version,
+            )
+
+        publisher = _RegistryPublisher(self.registry, row)
         if quarantined:
             # Registered and reported, never searchable: an older clean version must go too,
             # or answers would keep citing a document the admin now sees as quarantined.
-            removed = self.knowledge.remove(scope, loaded.name)
-            changed, replaced, chunks = True, bool(removed) or previous is not None, 0
+            removed = self.knowledge.withdraw(doc_id, publisher)
+            changed, replaced = True, bool(removed) or previous is not None
             log.warning("quarantined %s in %s: %d suspicious passage(s)", loaded.name, scope, len(findings))
         else:
-            result = self.knowledge.ingest_loaded(loaded, scope)
-            changed, replaced, chunks = result.changed, result.replaced, result.chunks
+            result = self.knowledge.ingest_loaded(loaded, scope, publisher=publisher)
+            changed, replaced = result.changed, result.replaced
             if flagged:
                 log.warning("flagged %s in %s: %d suspicious passage(s)", loaded.name, scope, len(findings))
+            if not changed:
+                if (previous is not None and previous.content_hash == loaded.content_hash
+                        and previous.quarantined == quarantined and previous.flagged == flagged):
+                    # Same bytes as before: nothing to write, and cached answers stay valid.
+                    return UploadReport(DocumentRecord.from_row(previous), changed=False, replaced=False,
+                                        findings=findings)
+                # The store already holds these bytes but the row differs (another verdict of the
+                # scanner, or no row at all): describe the live version again.
+                live = self.knowledge.store.live_version(doc_id)
+                if live is not None:
+                    publisher.publish(doc_id, live.version, live.chunks, lambda: None)
 
-        if (not changed and previous is not None and previous.content_hash == loaded.content_hash
-                and previous.quarantined == quarantined and previous.flagged == flagged):
-            # Same bytes as before: nothing to write, and cached answers stay valid.
-            return UploadReport(DocumentRecord.from_row(previous), changed=False, replaced=False, findings=findings)
-
-        row = Document(
-            doc_id=doc_id, workspace=scope.workspace, channel=scope.storage_channel, name=loaded.name,
-            title=loaded.title, pages=loaded.pages, chunks=chunks, size_bytes=len(data),
-            content_hash=loaded.content_hash, uploaded_by=actor.user_id,
-            uploaded_at=datetime.now(timezone.utc), flagged=flagged,
-            flag_reasons=flag_reasons_json(findings), quarantined=quarantined, url=url,
-        )
-        try:
-            saved = self.registry.save(row)
-        except Exception:
-            # Keep store and registry in step: a new document that can't be registered is removed.
-            if previous is None and not quarantined:
-                try:
-                    self.knowledge.remove(scope, loaded.name)
-                except Exception:
-                    log.exception("could not undo ingest of %s after a registry failure", doc_id)
-            raise
+        saved = publisher.saved
+        if saved is None:  # a newer upload of this document was registered first: it stays
+            current = self.registry.get(doc_id)
+            if current is None:
+                raise NotFound(f"“{loaded.name}”: a concurrent change removed it")
+            log.info("upload of %s (%s) by %s superseded by a newer one", loaded.name, doc_id, actor.user_id)
+            return UploadReport(DocumentRecord.from_row(current), changed=changed, replaced=replaced,
+                                findings=findings, superseded=True)
         self._changed(scope)
         log.info("document %s (%s) in %s by %s: %d chunks, changed=%s", loaded.name, doc_id, scope,
-                 actor.user_id, chunks, changed)
+                 actor.user_id, saved.chunks, changed)
         return UploadReport(DocumentRecord.from_row(saved), changed=changed, replaced=replaced or
                             (previous is not None and changed), findings=findings)
+
+    def reconcile(self, doc_id: str | None = None) -> int:
+        """Bring store and registry back in step after a crash (of one document, or of all);
+        returns how many store versions it removed. Run at start-up and before every upload.
+
+        Per document, under its lock (so no upload is half-way through publishing):
+        - the live version the registry row describes stays (none for a quarantined row, none
+          without a row);
+        - every other live version the registry numbered is removed: what an upload left that
+          crashed between the store flip and the registry write (or before retiring the older
+          version), or a removal that crashed between deleting the row and the chunks;
+        - live chunks the registry never numbered (a store older than this database) are only
+          logged: deleting them could lose documents nobody can re-upload.
+        Pending chunks are the store's to sweep (see `knowledge.store`).
+        """
+        store = self.knowledge.store
+        by_doc: dict[str, list[StoredVersion]] = {}
+        for v in store.versions(doc_id):
+            if v.live:
+                by_doc.setdefault(v.doc_id, []).append(v)
+        removed: list[StoredVersion] = []
+        for d, live in by_doc.items():
+            row = self.registry.get(d)
+            if row is not None and not row.quarantined and all(v.version == row.version for v in live):
+                continue  # in step (the common case): no lock needed
+            with self.registry.locked(d) as locked:
+                row = locked.row
+                expected = row.version if row is not None and not row.quarantined else None
+                for v in store.versions(d):
+                    if not v.live or v.version == expected:
+                        continue
+                    if 0 < v.version <= locked.last_version or (v.version == 0 and row is not None):
+                        store.discard(d, v.version)
+                        removed.append(v)
+                        log.warning("reconcile: removed version %d of %s (not the registered one)", v.version, d)
+                    else:
+                        log.warning("reconcile: %s has live chunks the registry never numbered", d)
+        for v in removed:  # outside the lock: the callback may write to the database itself
+            self._changed(v.scope)
+        return len(removed)
 
     def list_documents(self, scope: Scope, *, include_workspace: bool = True) -> list[DocumentRecord]:
         return [DocumentRecord.from_row(d) for d in self.registry.in_scope(scope, include_workspace=include_workspace)]
@@ -225,8 +306,14 @@ class AdminOperations:
         if doc is None:
             raise NotFound(f"a document called “{name}” here")
         doc_scope = Scope(doc.workspace, doc.channel)
-        self.knowledge.remove(doc_scope, doc.name)
-        self.registry.delete(doc.doc_id)
+        # The row goes first: a crash after it leaves chunks without a row, which `reconcile`
+        # removes; the other order could leave a row whose chunks are gone.
+        with self.registry.locked(doc.doc_id) as locked:
+            doc = locked.delete()
+        if doc is None:
+            raise NotFound(f"a document called “{name}” here")
+        # Only up to the removed version: an upload that went live meanwhile stays.
+        self.knowledge.remove(doc_scope, doc.name, through_version=doc.version)
         self._changed(doc_scope)
         log.info("removed %s (%s) from %s by %s", doc.name, doc.doc_id, doc_scope, actor.user_id)
         return DocumentRecord.from_row(doc)

@@ -6,13 +6,16 @@ guard and the response cache share; no authorization here (that lives in `admin.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
 
 from admin.db import Database
-from admin.models import ChannelLink, Document, Feedback, ScopeGeneration, UserCap, to_micro
+from admin.models import ChannelLink, Document, DocumentVersion, Feedback, ScopeGeneration, UserCap, to_micro
 from knowledge.types import WORKSPACE_WIDE, Scope
 
 
@@ -25,27 +28,37 @@ class DocumentRegistry:
         self.db = db
 
     # --- documents ------------------------------------------------------------------------
-    def save(self, doc: Document) -> Document:
-        """Insert or replace the registry row of `doc.doc_id` and its link to its own channel."""
+    def allocate_version(self, doc_id: str, at_least: int = 1) -> int:
+        """The next version number of `doc_id`: unique and increasing across every process on
+        this database, and at least `at_least` (the store's own high-water mark, in case the
+        database is younger than the store)."""
+        t = DocumentVersion.__table__
+        stmt = _upsert(self.db, t).values(doc_id=doc_id, last_version=at_least)
+        bumped = t.c.last_version + 1
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["doc_id"],
+            set_=dict(last_version=case((bumped > stmt.excluded.last_version, bumped),
+                                        else_=stmt.excluded.last_version)),
+        ).returning(t.c.last_version)
         with self.db.session() as session:
-            existing = session.get(Document, doc.doc_id)
-            if existing is None:
-                session.add(doc)
-            else:
-                for name, value in doc.model_dump().items():
-                    setattr(existing, name, value)
-                doc = existing
-            session.flush()
-            link = session.execute(
-                select(ChannelLink).where(
-                    ChannelLink.doc_id == doc.doc_id, ChannelLink.workspace == doc.workspace,
-                    ChannelLink.channel == doc.channel,
-                )
-            ).scalar_one_or_none()
-            if link is None:
-                session.add(ChannelLink(doc_id=doc.doc_id, workspace=doc.workspace, channel=doc.channel))
-            self._bump(session, Scope(doc.workspace, doc.channel))
-        return doc
+            return int(session.execute(stmt).scalar_one())
+
+    @contextmanager
+    def locked(self, doc_id: str) -> Iterator[LockedDocument]:
+        """Hold `doc_id`'s counter row until the block ends (a row lock on Postgres, the write
+        lock on SQLite); what is written through the `LockedDocument` commits at the end, and
+        nothing of it if the block raises. Publishing a version (store flip + registry row) and
+        reconciling a document both run inside it, so neither ever sees the other half-done.
+        Inside the block, write to the database only through the `LockedDocument`."""
+        t = DocumentVersion.__table__
+        stmt = _upsert(self.db, t).values(doc_id=doc_id, last_version=0)
+        # A write that changes nothing, to take the lock (and create the counter row if needed).
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["doc_id"], set_=dict(last_version=t.c.last_version)
+        ).returning(t.c.last_version)
+        with self.db.session() as session:
+            last_version = int(session.execute(stmt).scalar_one())
+            yield LockedDocument(self, session, doc_id, last_version)
 
     def get(self, doc_id: str) -> Document | None:
         with self.db.session() as session:
@@ -65,16 +78,6 @@ class DocumentRegistry:
             for doc in session.execute(q).scalars():
                 seen.setdefault(doc.doc_id, doc)
             return list(seen.values())
-
-    def delete(self, doc_id: str) -> Document | None:
-        with self.db.session() as session:
-            doc = session.get(Document, doc_id)
-            if doc is None:
-                return None
-            session.execute(delete(ChannelLink).where(ChannelLink.doc_id == doc_id))
-            session.delete(doc)
-            self._bump(session, Scope(doc.workspace, doc.channel))
-            return doc
 
     # --- scope generations (response-cache invalidation) -----------------------------------
     def _bump(self, session, scope: Scope) -> None:
@@ -145,6 +148,55 @@ class DocumentRegistry:
             return {user: helpful for user, helpful in rows}
 
 
+class LockedDocument:
+    """One document's registry row while its counter row is held (see `DocumentRegistry.locked`)."""
+
+    def __init__(self, registry: DocumentRegistry, session: Session, doc_id: str, last_version: int) -> None:
+        self.doc_id = doc_id
+        self.last_version = last_version  # the highest version number handed out for it so far
+        self._registry = registry
+        self._session = session
+
+    @property
+    def row(self) -> Document | None:
+        return self._session.get(Document, self.doc_id)
+
+    def save(self, doc: Document) -> bool:
+        """Insert or replace the row and its link to its own channel — unless the row already
+        describes a newer version (compare-and-set): then nothing changes and False comes back."""
+        session = self._session
+        existing = self.row
+        if existing is not None and existing.version > doc.version:
+            return False
+        if existing is None:
+            session.add(doc)
+        else:
+            for name, value in doc.model_dump().items():
+                setattr(existing, name, value)
+            doc = existing
+        session.flush()
+        link = session.execute(
+            select(ChannelLink).where(
+                ChannelLink.doc_id == doc.doc_id, ChannelLink.workspace == doc.workspace,
+                ChannelLink.channel == doc.channel,
+            )
+        ).scalar_one_or_none()
+        if link is None:
+            session.add(ChannelLink(doc_id=doc.doc_id, workspace=doc.workspace, channel=doc.channel))
+        self._registry._bump(session, Scope(doc.workspace, doc.channel))
+        return True
+
+    def delete(self) -> Document | None:
+        """Remove the row and its channel links; the removed row, or None if there was none."""
+        doc = self.row
+        if doc is None:
+            return None
+        self._session.execute(delete(ChannelLink).where(ChannelLink.doc_id == self.doc_id))
+        self._session.delete(doc)
+        self._registry._bump(self._session, Scope(doc.workspace, doc.channel))
+        return doc
+
+
 def flag_reasons_json(reasons: tuple[str, ...] | list[str]) -> str:
     return json.dumps(list(reasons), ensure_ascii=False)
 
@@ -158,4 +210,4 @@ def flag_reasons_list(text: str | None) -> tuple[str, ...]:
         return (text,)
 
 
-__all__ = ["DocumentRegistry", "WORKSPACE_WIDE", "flag_reasons_json", "flag_reasons_list"]
+__all__ = ["DocumentRegistry", "LockedDocument", "WORKSPACE_WIDE", "flag_reasons_json", "flag_reasons_list"]

@@ -95,6 +95,7 @@ class Docent:
             edge_path=settings.edge_path,
             api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
             collection=settings.qdrant_collection,
+            dim=embedder.dim,
         )
         knowledge = KnowledgeBase(
             store,
@@ -128,6 +129,7 @@ class Docent:
             quarantine_flagged=settings.quarantine_flagged_documents,
             on_documents_changed=guards.documents_changed,
         )
+        admin.reconcile()  # a crash may have left store and registry out of step
         engine = AnswerEngine(settings, chat_model)
         return cls(
             settings, knowledge=knowledge, engine=engine, db=db, guards=guards, admin=admin, embedder=embedder

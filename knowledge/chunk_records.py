@@ -1,34 +1,105 @@
-"""How chunks map to Qdrant points and back, the same for every store: deterministic point ids
-and the per-document listing built from chunk payloads."""
+"""How chunks map to Qdrant points and back, the same for every store: the point layout (vector
+names, indexed and listed payload fields, batch sizes, point ids), document versions, and the
+per-document listing built from chunk payloads.
+
+Every point carries its document version: `version` (an integer, higher = newer) and `state`
+(`pending` while the version is being written, `live` once it is complete). Only live points are
+ever searched or listed.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-from knowledge.types import Chunk
+from knowledge.types import Chunk, Scope
 
-DIM = 384  # all-MiniLM-L6-v2
+DENSE_VECTOR = "dense"
+SPARSE_VECTOR = "bm25"
 UPSERT_BATCH = 256
 SCROLL_PAGE = 1024
-INDEXED_FIELDS = ("workspace", "channel", "doc_id", "content_hash")
+
+VERSION = "version"
+STATE = "state"
+PENDING = "pending"
+LIVE = "live"
+# Points written before versions existed are version 0; every versioned write is >= 1.
+UNVERSIONED = 0
+
+# Payload fields with an index, by kind (the store maps the kind to its backend's schema type).
+INDEXED_FIELDS = {
+    "workspace": "keyword",
+    "channel": "keyword",
+    "doc_id": "keyword",
+    "content_hash": "keyword",
+    VERSION: "integer",
+    STATE: "keyword",
+}
 # Everything but the chunk text: enough to list documents without reading every chunk's text.
-LISTING_FIELDS = ["doc_id", "title", "source", "url", "content_hash", "ingested_at", "page", "workspace", "channel"]
+LISTING_FIELDS = [
+    "doc_id", "title", "source", "url", "content_hash", "ingested_at", "page", "workspace", "channel", VERSION,
+]
+VERSION_FIELDS = ["doc_id", "workspace", "channel", "content_hash", "ingested_at", VERSION, STATE]
 
 # Fixed namespace: the same chunk of the same document version always gets the same point id,
-# so re-ingesting identical content overwrites instead of duplicating.
+# so re-writing identical content overwrites instead of duplicating.
 _NAMESPACE = uuid.UUID("5b1f8a52-3c0e-4d7a-9a57-0d0c3e6f1a42")
 
 
-def point_id(chunk: Chunk) -> str:
-    return str(uuid.uuid5(_NAMESPACE, f"{chunk.doc_id}\x1f{chunk.content_hash}\x1f{chunk.chunk_index}"))
+def point_id(chunk: Chunk, version: int = UNVERSIONED) -> str:
+    # The version is part of the id: a pending write of identical content must never overwrite
+    # the live points of another version.
+    key = f"{chunk.doc_id}\x1f{chunk.content_hash}\x1f{chunk.chunk_index}"
+    if version != UNVERSIONED:
+        key += f"\x1f{version}"
+    return str(uuid.uuid5(_NAMESPACE, key))
+
+
+def point_payload(chunk: Chunk, version: int, state: str) -> dict:
+    return {**chunk.payload(), VERSION: version, STATE: state}
+
+
+def version_key(payload: dict) -> tuple[int, float]:
+    """Which of two versions of a document is newer: the higher version number. `ingested_at`
+    only orders unversioned points (written before versions existed), whose numbers tie."""
+    return int(payload.get(VERSION, UNVERSIONED)), float(payload["ingested_at"])
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """One version of a document as the store holds it."""
+
+    doc_id: str
+    scope: Scope
+    version: int
+    live: bool
+    content_hash: str
+    chunks: int
+    ingested_at: float
+
+
+def stored_versions(payloads: Iterable[dict]) -> list[StoredVersion]:
+    """Group point payloads (VERSION_FIELDS) into versions, oldest first per document."""
+    groups: dict[tuple[str, int, str], list[dict]] = {}
+    for p in payloads:
+        groups.setdefault((p["doc_id"], int(p.get(VERSION, UNVERSIONED)), p["content_hash"]), []).append(p)
+    versions = [
+        StoredVersion(
+            doc_id=doc_id, scope=Scope(group[0]["workspace"], group[0]["channel"]), version=version,
+            live=any(p.get(STATE, LIVE) == LIVE for p in group), content_hash=content_hash,
+            chunks=len(group), ingested_at=max(float(p["ingested_at"]) for p in group),
+        )
+        for (doc_id, version, content_hash), group in groups.items()
+    ]
+    return sorted(versions, key=lambda v: (v.doc_id, v.version, v.ingested_at))
 
 
 def newest_hash(payloads: Iterable[dict]) -> str | None:
     """Content hash of the newest version among a document's chunk payloads (None if none)."""
-    best: tuple[float, str] | None = None
+    best: tuple[tuple[int, float], str] | None = None
     for p in payloads:
-        key = (float(p["ingested_at"]), p["content_hash"])
+        key = (version_key(p), p["content_hash"])
         if best is None or key > best:
             best = key
     return best[1] if best else None
@@ -37,11 +108,13 @@ def newest_hash(payloads: Iterable[dict]) -> str | None:
 def documents_from_payloads(payloads: Iterable[dict]) -> list[dict]:
     """One dict per document (newest version only) with its chunk count and highest page."""
     docs: dict[str, dict] = {}
+    newest: dict[str, tuple[int, float]] = {}
     for p in payloads:
         doc_id = p["doc_id"]
-        ingested = float(p["ingested_at"])
+        key = version_key(p)
         entry = docs.get(doc_id)
-        if entry is None or ingested > entry["ingested_at"]:
+        if entry is None or key > newest[doc_id]:
+            newest[doc_id] = key
             entry = docs[doc_id] = {
                 "doc_id": doc_id,
                 "title": p.get("title"),
@@ -50,11 +123,11 @@ def documents_from_payloads(payloads: Iterable[dict]) -> list[dict]:
                 "workspace": p.get("workspace"),
                 "channel": p.get("channel"),
                 "content_hash": p.get("content_hash"),
-                "ingested_at": ingested,
+                "ingested_at": key[1],
                 "pages": None,
                 "chunks": 0,
             }
-        elif ingested < entry["ingested_at"]:
+        elif key < newest[doc_id]:
             continue  # an older version still being replaced: not part of the listing
         entry["chunks"] += 1
         page = p.get("page")

@@ -14,11 +14,11 @@ from typing import Literal
 
 import numpy as np
 
+from knowledge.chunk_records import version_key
 from knowledge.types import Chunk, Hit
 
 FusionMethod = Literal["rrf", "convex", "cosine_bm25"]
 
-DENSE_VECTOR = "dense"
 # How many candidates each side fetches for a search of `limit`: deeper lists let a chunk that
 # is good on both sides but top on neither win the fusion.
 CANDIDATE_FACTOR = 8
@@ -79,17 +79,17 @@ def fuse_candidates(
 
     fused = _fused_scores(dense, sparse, dense_scores, config)
 
-    # Keep only the newest version of each document among the candidates (replace = insert new,
-    # then delete old; in between both exist and a reader must never get a mix).
-    newest: dict[str, float] = {}
-    for pid, p in payloads.items():
-        newest[p["doc_id"]] = max(newest.get(p["doc_id"], float("-inf")), float(p["ingested_at"]))
+    # Keep only the newest version of each document among the candidates (replace = publish the
+    # new version, then delete the old; in between both are live and a reader must never get a mix).
+    newest: dict[str, tuple[int, float]] = {}
+    for p in payloads.values():
+        newest[p["doc_id"]] = max(newest.get(p["doc_id"], (-1, float("-inf"))), version_key(p))
     # Rounded so float noise between stores can't reorder near-ties; ties go by point id.
     ranked = sorted(fused.items(), key=lambda kv: (-round(kv[1], 6), kv[0]))
     hits: list[Hit] = []
     for pid, score in ranked:
         p = payloads[pid]
-        if float(p["ingested_at"]) < newest[p["doc_id"]]:
+        if version_key(p) < newest[p["doc_id"]]:
             continue
         hits.append(
             Hit(

@@ -4,10 +4,14 @@
 
 - A document's id is `document_id(scope, name)`: the same name in the same scope is the same
   document, so uploading it again replaces it.
-- Unchanged content (same salted content hash as the stored version) writes nothing.
-- Changed content is chunked and *every* chunk embedded before the store is touched; then
-  `replace_document` swaps the versions. A failure while loading, chunking or embedding
-  leaves the old version exactly as it was.
+- Unchanged content (same salted content hash as the live version) writes nothing.
+- Changed content is chunked and *every* chunk embedded before the store is touched; then a new
+  version is staged (invisible), published (live in one store operation) and the older versions
+  retired (see `knowledge.store`). A failure at any point removes the new version and leaves the
+  old one exactly as it was.
+- A `VersionPublisher` (the admin registry, for uploads) may number the version and take part in
+  publishing it: its `publish` makes the version live by calling `go_live` and records it in the
+  same step, so store and records never disagree about which version is current.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -28,6 +34,17 @@ from knowledge.types import Chunk, EmptyDocument, IngestResult, LoadedDocument, 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]  # (chunks embedded so far, total chunks)
+
+
+class VersionPublisher(Protocol):
+    """Numbers a document's versions and publishes them together with the caller's own records."""
+
+    def allocate(self, doc_id: str, at_least: int) -> int:
+        """A version number of `doc_id`, at least `at_least`, above every number handed out before."""
+
+    def publish(self, doc_id: str, version: int, chunks: int, go_live: Callable[[], None]) -> bool:
+        """Call `go_live()` (the store flip) and record `version` as current; False when a newer
+        version is already recorded (this one then loses). Raising undoes the version."""
 
 # Chunks embedded per call: large enough for the model to batch well, small enough for
 # progress reports every few seconds on a 2-core machine.
@@ -66,7 +83,8 @@ class KnowledgeBase:
     # -- ingesting -----------------------------------------------------------------------------
 
     def ingest_loaded(
-        self, doc: LoadedDocument, scope: Scope, *, on_progress: ProgressCallback | None = None
+        self, doc: LoadedDocument, scope: Scope, *, on_progress: ProgressCallback | None = None,
+        publisher: VersionPublisher | None = None,
     ) -> IngestResult:
         doc_id = document_id(scope, doc.name)
         previous_hash = self.store.document_hash(doc_id)
@@ -87,10 +105,11 @@ class KnowledgeBase:
             raise EmptyDocument(doc.name)
         vectors = self._embed_chunks(chunks, on_progress)
         # Only now, with every vector in hand, is the store touched.
-        self.store.replace_document(doc_id, chunks, vectors)
+        current = self._write_version(doc_id, chunks, vectors, publisher)
         log.info(
-            "ingest %s in %s: %d chunks%s", doc.name, scope, len(chunks),
+            "ingest %s in %s: %d chunks%s%s", doc.name, scope, len(chunks),
             " (replaced the previous version)" if previous_hash else "",
+            "" if current else " (superseded at once by a newer upload)",
         )
         return self._result(doc, scope, doc_id, chunks=len(chunks), changed=True,
                             replaced=previous_hash is not None)
@@ -143,7 +162,7 @@ class KnowledgeBase:
             vectors = self.embed_texts(texts)
             start = 0
             for index, doc, doc_id, replaced, chunks in pending:
-                self.store.replace_document(doc_id, chunks, vectors[start : start + len(chunks)])
+                self._write_version(doc_id, chunks, vectors[start : start + len(chunks)])
                 start += len(chunks)
                 results[index] = self._result(doc, scope, doc_id, chunks=len(chunks), changed=True,
                                               replaced=replaced)
@@ -192,12 +211,23 @@ class KnowledgeBase:
 
     # -- managing ------------------------------------------------------------------------------
 
-    def remove(self, scope: Scope, name_or_doc_id: str) -> int:
-        """Delete a document by its name in `scope` (or its doc id); returns chunks removed."""
-        removed = self.store.delete_document(document_id(scope, name_or_doc_id))
+    def remove(self, scope: Scope, name_or_doc_id: str, *, through_version: int | None = None) -> int:
+        """Delete a document by its name in `scope` (or its doc id); returns live chunks removed.
+        With `through_version`, only versions up to that one go (a newer upload survives)."""
+        removed = self.store.delete_document(document_id(scope, name_or_doc_id), through_version=through_version)
         if removed == 0 and self._is_doc_id_in_scope(scope, name_or_doc_id):
-            removed = self.store.delete_document(name_or_doc_id)
+            removed = self.store.delete_document(name_or_doc_id, through_version=through_version)
         return removed
+
+    def withdraw(self, doc_id: str, publisher: VersionPublisher) -> int:
+        """Publish "no searchable version" of a document (a quarantined upload): a new version
+        without chunks is recorded, then every older one retired. Returns live chunks removed."""
+        version = publisher.allocate(doc_id, self.store.next_version(doc_id))
+        searchable = self.store.live_version(doc_id)
+        if publisher.publish(doc_id, version, 0, lambda: None):
+            self.store.retire(doc_id, version)
+            return searchable.chunks if searchable else 0
+        return 0
 
     def documents(self, scope: Scope) -> list[dict]:
         return self.store.documents(scope)
@@ -226,6 +256,17 @@ class KnowledgeBase:
         return np.concatenate(parts)
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _write_version(
+        self, doc_id: str, chunks: list[Chunk], vectors: np.ndarray, publisher: VersionPublisher | None = None
+    ) -> bool:
+        """Write one new version through the store's replace protocol; True when it is live after."""
+        version = self.store.next_version(doc_id)
+        if publisher is None:
+            return self.store.replace_document(doc_id, chunks, vectors, version=version)
+        version = publisher.allocate(doc_id, version)
+        return self.store.replace_document(doc_id, chunks, vectors, version=version,
+                                           publish=partial(publisher.publish, doc_id, version, len(chunks)))
 
     def _is_doc_id_in_scope(self, scope: Scope, doc_id: str) -> bool:
         # Removing by raw doc id must not reach into another scope's documents.
@@ -270,4 +311,4 @@ def embedding_text(chunk: Chunk) -> str:
     return f"{prefix}\n\n{chunk.text}" if prefix else chunk.text
 
 
-__all__ = ["KnowledgeBase", "embedding_text", "ProgressCallback", "EMBED_BATCH", "MANY_BATCH_CHUNKS"]
+__all__ = ["KnowledgeBase", "VersionPublisher", "embedding_text", "ProgressCallback", "EMBED_BATCH", "MANY_BATCH_CHUNKS"]

@@ -1,59 +1,108 @@
-"""`ChunkStore` on a Qdrant server through qdrant-client (also runs qdrant-client's local mode,
-which the tests use: `location=":memory:"` or `path=`).
+"""Qdrant server backend through qdrant-client (also runs qdrant-client's local mode, which the
+tests use: `location=":memory:"` or `path=`).
 
-Same vectors, payload, scope filter and fusion as `EdgeChunkStore`, so both rank identically.
+Same vectors, payload, scope filter and fusion as the Edge backend (the core does all of it), so
+both rank identically. Several bot processes may share one server: the store then never sweeps
+on open, and version numbers must come from a shared counter (see `knowledge.store`).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-import numpy as np
 from qdrant_client import QdrantClient, models
 
-from knowledge import sparse
-from knowledge.chunk_records import (
-    DIM,
-    INDEXED_FIELDS,
-    LISTING_FIELDS,
-    SCROLL_PAGE,
-    UPSERT_BATCH,
-    documents_from_payloads,
-    newest_hash,
-    point_id,
-)
-from knowledge.fusion import (
-    DEFAULT_FUSION,
-    DENSE_VECTOR,
-    Candidate,
-    FusionConfig,
-    candidate_limit,
-    fuse_candidates,
-)
-from knowledge.types import Chunk, Hit, Scope
+from knowledge.chunk_records import DENSE_VECTOR, INDEXED_FIELDS, SPARSE_VECTOR
+from knowledge.embeddings import DIM
+from knowledge.fusion import DEFAULT_FUSION, Candidate, FusionConfig
+from knowledge.store import ChunkStore, PointData, VectorQuery, Where
 
-log = logging.getLogger(__name__)
+_SCHEMA = {"keyword": models.PayloadSchemaType.KEYWORD, "integer": models.PayloadSchemaType.INTEGER}
 
 
+class ServerBackend:
+    """One collection of a Qdrant server (or of qdrant-client local mode).
 
-def scope_filter(scope: Scope) -> models.Filter:
-    """The mandatory filter: the asker's workspace, and only channels that scope may read."""
-    return models.Filter(
-        must=[
-            models.FieldCondition(key="workspace", match=models.MatchValue(value=scope.workspace)),
-            models.FieldCondition(key="channel", match=models.MatchAny(any=list(scope.visible_channels))),
+    `client` shares a client another backend also uses (several replicas of one server in tests);
+    the backend then neither owns it nor assumes it is the only writer.
+    """
+
+    def __init__(self, client: QdrantClient, collection: str, dim: int, *, owns_client: bool, exclusive: bool):
+        self.client = client
+        self.collection = collection
+        self.name = repr(collection)
+        self.exclusive = exclusive
+        self._owns_client = owns_client
+        options = client.init_options
+        local = options.get("path") is not None or options.get("location") == ":memory:"
+        if not client.collection_exists(collection):
+            client.create_collection(
+                collection,
+                vectors_config={DENSE_VECTOR: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+                sparse_vectors_config={SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            )
+            if not local:  # local mode warns that payload indexes have no effect there
+                for field, kind in INDEXED_FIELDS.items():
+                    client.create_payload_index(collection, field, field_schema=_SCHEMA[kind])
+
+    def filter(self, where: Where) -> models.Filter:
+        return models.Filter.model_validate(where)  # the store's filters are Qdrant's JSON form already
+
+    def upsert(self, points: Sequence[PointData]) -> None:
+        structs = [
+            models.PointStruct(id=p.id, payload=p.payload, vector={
+                DENSE_VECTOR: p.dense,
+                SPARSE_VECTOR: models.SparseVector(indices=p.sparse[0], values=p.sparse[1]),
+            })
+            for p in points
         ]
-    )
+        self.client.upsert(self.collection, structs, wait=True)
+
+    def delete(self, flt: models.Filter) -> None:
+        self.client.delete(self.collection, models.FilterSelector(filter=flt), wait=True)
+
+    def set_payload(self, flt: models.Filter, payload: dict) -> None:
+        self.client.set_payload(self.collection, payload, points=flt, wait=True)
+
+    def count(self, flt: models.Filter | None) -> int:
+        return self.client.count(self.collection, count_filter=flt, exact=True).count
+
+    def scroll(self, flt: models.Filter | None, fields: list[str], offset: Any, limit: int) -> tuple[list[dict], Any]:
+        records, offset = self.client.scroll(self.collection, scroll_filter=flt, limit=limit, offset=offset,
+                                             with_payload=fields, with_vectors=False)
+        return [r.payload or {} for r in records], offset
+
+    def query(self, queries: Sequence[VectorQuery], flt: models.Filter, limit: int) -> list[list[Candidate]]:
+        requests = [
+            models.QueryRequest(
+                query=q.dense if q.dense is not None else models.SparseVector(indices=q.sparse[0], values=q.sparse[1]),
+                using=DENSE_VECTOR if q.dense is not None else SPARSE_VECTOR,
+                filter=flt, limit=limit, with_payload=True, with_vector=[DENSE_VECTOR] if q.with_dense else False,
+            )
+            for q in queries
+        ]
+        responses = self.client.query_batch_points(self.collection, requests)
+        return [[Candidate(str(p.id), p.score, p.payload or {}, _dense_of(p.vector)) for p in r.points]
+                for r in responses]
+
+    def flush(self) -> None:
+        """Nothing to do: every write waited for the server."""
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
 
 
-def _doc_filter(doc_id: str) -> models.Filter:
-    return models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))])
+def _dense_of(vector) -> list[float] | None:
+    if isinstance(vector, dict) and vector.get(DENSE_VECTOR) is not None:
+        return list(vector[DENSE_VECTOR])
+    return None
 
 
-class QdrantServerStore:
-    """Chunks in one collection of a Qdrant server (or qdrant-client local mode)."""
+class QdrantServerStore(ChunkStore):
+    """The chunk store in one collection of a Qdrant server, of qdrant-client local mode, or of
+    a `client` that other stores share."""
 
     def __init__(
         self,
@@ -61,182 +110,28 @@ class QdrantServerStore:
         *,
         path: str | None = None,
         location: str | None = None,
+        client: QdrantClient | None = None,
         api_key: str | None = None,
         collection: str = "docent",
         dim: int = DIM,
         fusion: FusionConfig = DEFAULT_FUSION,
         timeout: int = 30,
     ):
-        if sum(x is not None for x in (url, path, location)) != 1:
-            raise ValueError("give exactly one of url, path or location")
+        if sum(x is not None for x in (url, path, location, client)) != 1:
+            raise ValueError("give exactly one of url, path, location or client")
         self.collection = collection
-        self.dim = dim
-        self.fusion = fusion
-        self._lock = threading.RLock()
-        self._closed = False
-        # Local mode is always exact and ignores search params; on a server HNSW + payload
-        # indexes serve large collections.
-        self._local = url is None
-        if url is not None:
-            self._client = QdrantClient(url=url, api_key=api_key, timeout=timeout)
-        elif path is not None:
-            self._client = QdrantClient(path=path)
+        if client is not None:
+            backend = ServerBackend(client, collection, dim, owns_client=False, exclusive=False)
         else:
-            self._client = QdrantClient(location=location)
-        try:
-            self._ensure_collection()
-        except Exception as e:  # connection refused, auth, timeouts: say where, not the key
-            self._client.close()
-            where = url or path or location
-            raise ConnectionError(f"can't open Qdrant collection {collection!r} at {where}: {type(e).__name__}") from e
-
-    def _ensure_collection(self) -> None:
-        if not self._client.collection_exists(self.collection):
-            self._client.create_collection(
-                self.collection,
-                vectors_config={DENSE_VECTOR: models.VectorParams(size=self.dim, distance=models.Distance.COSINE)},
-                sparse_vectors_config={sparse.SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
-            )
-            if not self._local:  # local mode warns that payload indexes have no effect
-                for name in INDEXED_FIELDS:
-                    self._client.create_payload_index(
-                        self.collection, name, field_schema=models.PayloadSchemaType.KEYWORD
-                    )
-
-    # ------------------------------------------------------------------ writes
-
-    def add(self, chunks: Sequence[Chunk], dense: np.ndarray) -> None:
-        dense = np.asarray(dense, dtype=np.float32)
-        if len(chunks) != len(dense):
-            raise ValueError(f"{len(chunks)} chunks but {len(dense)} vectors")
-        if len(chunks) and dense.shape[1] != self.dim:
-            raise ValueError(f"vectors have {dense.shape[1]} dimensions, the store {self.dim}")
-        points = []
-        for chunk, vector in zip(chunks, dense):
-            indices, values = sparse.document_vector(chunk.text)
-            points.append(
-                models.PointStruct(
-                    id=point_id(chunk),
-                    vector={
-                        DENSE_VECTOR: vector.tolist(),
-                        sparse.SPARSE_VECTOR: models.SparseVector(indices=indices, values=values),
-                    },
-                    payload=chunk.payload(),
-                )
-            )
-        with self._lock:
-            self._check_open()
-            for start in range(0, len(points), UPSERT_BATCH):
-                self._client.upsert(self.collection, points[start : start + UPSERT_BATCH], wait=True)
-
-    def replace_document(self, doc_id: str, chunks: Sequence[Chunk], dense: np.ndarray) -> None:
-        hashes = {c.content_hash for c in chunks}
-        if any(c.doc_id != doc_id for c in chunks) or len(hashes) > 1:
-            raise ValueError("replace_document takes the chunks of one version of that document")
-        with self._lock:
-            self.add(chunks, dense)  # new version first: readers never see neither
-            old = models.Filter(
-                must=[models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))],
-                must_not=[models.FieldCondition(key="content_hash", match=models.MatchAny(any=sorted(hashes)))],
-            ) if hashes else _doc_filter(doc_id)
-            self._client.delete(self.collection, models.FilterSelector(filter=old), wait=True)
-
-    def delete_document(self, doc_id: str) -> int:
-        with self._lock:
-            self._check_open()
-            n = self._client.count(self.collection, count_filter=_doc_filter(doc_id), exact=True).count
-            if n:
-                self._client.delete(self.collection, models.FilterSelector(filter=_doc_filter(doc_id)), wait=True)
-            return n
-
-    # ------------------------------------------------------------------ reads
-
-    def document_hash(self, doc_id: str) -> str | None:
-        return newest_hash(self._scroll(_doc_filter(doc_id), ["content_hash", "ingested_at"]))
-
-    def documents(self, scope: Scope) -> list[dict]:
-        exact = models.Filter(
-            must=[
-                models.FieldCondition(key="workspace", match=models.MatchValue(value=scope.workspace)),
-                models.FieldCondition(key="channel", match=models.MatchValue(value=scope.storage_channel)),
-            ]
-        )
-        return documents_from_payloads(self._scroll(exact, LISTING_FIELDS))
-
-    def search(self, query: str, query_vector: np.ndarray, scope: Scope, limit: int = 5) -> list[Hit]:
-        if limit <= 0:
-            return []
-        flt = scope_filter(scope)
-        depth = candidate_limit(limit)
-        qvec = np.asarray(query_vector, dtype=np.float32).reshape(-1)
-        requests = [
-            models.QueryRequest(
-                query=qvec.tolist(), using=DENSE_VECTOR, filter=flt, limit=depth, with_payload=True,
-            )
-        ]
-        indices, values = sparse.query_vector(query)
-        if indices:
-            requests.append(
-                models.QueryRequest(
-                    query=models.SparseVector(indices=indices, values=values),
-                    using=sparse.SPARSE_VECTOR,
-                    filter=flt,
-                    limit=depth,
-                    with_payload=True,
-                    with_vector=[DENSE_VECTOR],
-                )
-            )
-        with self._lock:
-            self._check_open()
-            responses = self._client.query_batch_points(self.collection, requests)
-        dense = [Candidate(str(p.id), p.score, p.payload or {}) for p in responses[0].points]
-        sparse_hits = [
-            Candidate(str(p.id), p.score, p.payload or {}, _dense_of(p.vector))
-            for p in (responses[1].points if len(responses) > 1 else [])
-        ]
-        return fuse_candidates(dense, sparse_hits, qvec, limit, self.fusion)
-
-    def count(self) -> int:
-        with self._lock:
-            self._check_open()
-            return self._client.count(self.collection, exact=True).count
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._client.close()
-
-    def __enter__(self) -> "QdrantServerStore":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # ------------------------------------------------------------------ helpers
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError(f"the chunk store {self.collection!r} is closed")
-
-    def _scroll(self, flt: models.Filter, fields: list[str]) -> Iterator[dict]:
-        offset = None
-        while True:
-            with self._lock:
-                self._check_open()
-                records, offset = self._client.scroll(
-                    self.collection, scroll_filter=flt, limit=SCROLL_PAGE, offset=offset,
-                    with_payload=fields, with_vectors=False,
-                )
-            for r in records:
-                yield r.payload or {}
-            if offset is None:
-                return
-
-
-def _dense_of(vector) -> list[float] | None:
-    if isinstance(vector, dict):
-        v = vector.get(DENSE_VECTOR)
-        return list(v) if v is not None else None
-    return None
+            # Local mode (path / location) belongs to this process alone (qdrant-client locks the folder).
+            own = (QdrantClient(url=url, api_key=api_key, timeout=timeout) if url is not None
+                   else QdrantClient(path=path) if path is not None else QdrantClient(location=location))
+            try:
+                backend = ServerBackend(own, collection, dim, owns_client=True, exclusive=url is None)
+            except Exception as e:  # connection refused, auth, timeouts: say where, not the key
+                own.close()
+                where = url or path or location
+                raise ConnectionError(
+                    f"can't open Qdrant collection {collection!r} at {where}: {type(e).__name__}"
+                ) from e
+        super().__init__(backend, dim=dim, fusion=fusion)

@@ -11,8 +11,6 @@ import threading
 
 import qdrant_edge as qe
 
-SPARSE_VECTOR = "bm25"
-
 # English stopwords + Snowball stemming: measured on SciFact (see README "Retrieval quality").
 # avg_len ≈ the words in one of our chunks (256 word pieces ≈ 180 words).
 BM25_CONFIG = dict(k=1.2, b=0.75, avg_len=180.0, language="english")

@@ -1,43 +1,352 @@
-"""The one small interface every chunk store implements (Qdrant Edge in-process, Qdrant server).
+"""The chunk store: one core (`ChunkStore`) over a small `Backend` interface that each Qdrant
+flavour implements (Qdrant Edge in-process: `knowledge.edge_store`; a Qdrant server through
+qdrant-client: `knowledge.server_store`). The core holds every rule; a backend only speaks its
+client's dialect.
 
-Every search takes the asker's `Scope` and applies it as a mandatory filter: there is no
-method that searches without one.
+Scope is a filter, never a suggestion: every search takes the asker's `Scope` and applies it as a
+mandatory filter, and that filter admits only *live* points. There is no method that searches
+without one.
 
-Replacing a document is insert-new-then-delete-old: while it runs a search may see both
-versions, never neither; searches therefore keep only the newest version of each document
-(highest `ingested_at` per `doc_id`), so a reader never sees both in one answer either.
+Versions. A document is replaced by writing a new version next to the old one:
+
+1. `stage`: every chunk of version `v` is written `pending` — invisible to search and listings;
+2. `publish`: one store operation flips all of `v` to `live` (then the core checks that all of it
+   is there: a newer writer may have swept part of it, and a fragment must never stay live);
+3. `retire`: every older version of the document, live or pending, is deleted.
+
+A failure at any step deletes `v` (`discard`). Readers keep only the newest live version of each
+document (highest version number), so between steps 2 and 3, or after a crash there, a search
+sees the old version or the new one, never a mix. Leftover pending points are swept when a store
+that one process owns (Edge, qdrant-client local mode) opens, and by the `retire` of any newer
+version of that document. `document_hash` only ever sees live versions, so a failed upload never makes a
+re-upload look "unchanged".
+
+Version numbers: `next_version` numbers versions within this process (enough when one process
+owns the store); processes sharing a Qdrant server must take their numbers from one shared
+counter (the admin registry's) — every writer deletes only versions older than its own, so
+their order must be one that every process agrees on.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from knowledge import sparse
+from knowledge.chunk_records import (
+    LISTING_FIELDS,
+    LIVE,
+    PENDING,
+    SCROLL_PAGE,
+    STATE,
+    UNVERSIONED,
+    UPSERT_BATCH,
+    VERSION,
+    VERSION_FIELDS,
+    StoredVersion,
+    documents_from_payloads,
+    newest_hash,
+    point_id,
+    point_payload,
+    stored_versions,
+)
+from knowledge.embeddings import DIM
+from knowledge.fusion import DEFAULT_FUSION, Candidate, FusionConfig, candidate_limit, fuse_candidates
 from knowledge.types import Chunk, Hit, Scope
 
+F = TypeVar("F")  # a backend's own filter type
+# A filter in Qdrant's JSON form (`{"must": [{"key": …, "match": {"value": …}}, …]}`), which
+# qdrant-client parses as it is and the Edge backend translates: the core never builds client objects.
+Where = dict[str, Any]
+# Runs a version's flip to live (the callable it is given) with the caller's own records; False
+# when those already hold a newer version (see `ChunkStore.replace_document`).
+Publish = Callable[[Callable[[], None]], bool]
 
-class ChunkStore(Protocol):
+
+@dataclass(frozen=True)
+class PointData:
+    """One point to write: id, dense vector, sparse BM25 vector (indices, values) and payload."""
+
+    id: str
+    dense: list[float]
+    sparse: tuple[list[int], list[float]]
+    payload: dict
+
+
+@dataclass(frozen=True)
+class VectorQuery:
+    """One candidate search of a batch: a dense vector or a sparse (indices, values) one."""
+
+    dense: list[float] | None = None
+    sparse: tuple[list[int], list[float]] | None = None
+    with_dense: bool = False  # return each hit's dense vector (a sparse hit needs its cosine)
+
+
+class Backend(Protocol, Generic[F]):
+    """The verbs a Qdrant backend offers the core. Writes are durable when they return."""
+
+    # True when one process owns the data (its lock forbids a second opener): nothing can be
+    # half-written by another process when it opens, so the core may sweep pending points.
+    exclusive: bool
+    name: str  # where the data is, for messages (never a key)
+
+    def filter(self, where: Where) -> F: ...
+
+    def upsert(self, points: Sequence[PointData]) -> None: ...
+
+    def delete(self, flt: F) -> None: ...
+
+    def set_payload(self, flt: F, payload: dict) -> None: ...
+
+    def count(self, flt: F | None) -> int: ...
+
+    def scroll(self, flt: F | None, fields: list[str], offset: Any, limit: int) -> tuple[list[dict], Any]:
+        """One page of payloads (only `fields`) and the offset of the next page (None at the end)."""
+
+    def query(self, queries: Sequence[VectorQuery], flt: F, limit: int) -> list[list[Candidate]]:
+        """Run the candidate searches in one batch; one best-first list per query."""
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class VersionSuperseded(RuntimeError):
+    """A version lost part of its chunks to a newer version's sweep before it went live."""
+
+    def __init__(self, doc_id: str, version: int):
+        self.doc_id, self.version = doc_id, version
+        super().__init__(f"version {version} of {doc_id} was superseded while it was written")
+
+
+def _eq(key: str, value: Any) -> dict:
+    return {"key": key, "match": {"value": value}}
+
+
+def _where(*conditions: dict) -> Where:
+    return {"must": list(conditions)}
+
+
+def _of_version(doc_id: str, **version_range: int) -> Where:
+    return _where(_eq("doc_id", doc_id), {"key": VERSION, "range": version_range})
+
+
+class ChunkStore:
+    """Chunks of scoped, versioned documents in one Qdrant backend (see the module docstring)."""
+
+    def __init__(self, backend: Backend, *, dim: int = DIM, fusion: FusionConfig = DEFAULT_FUSION):
+        self.backend = backend
+        self.dim = dim
+        self.fusion = fusion
+        self._lock = threading.RLock()  # one backend call at a time from this process
+        self._closed = False
+        self._numbered: dict[str, int] = {}  # highest version `next_version` gave out, per document
+        self._upgrade_unversioned()
+        if backend.exclusive:
+            self._run(backend.delete, self._filter(_where(_eq(STATE, PENDING))))
+
+    # ------------------------------------------------------------------ writes
+
     def add(self, chunks: Sequence[Chunk], dense: np.ndarray) -> None:
-        """Insert chunks with their dense vectors (sparse BM25 vectors are made here)."""
+        """Insert chunks live at once, unversioned: for bulk loads that never replace a document
+        (evaluation indexes, benchmarks). Documents that get replaced go through `replace_document`."""
+        self._write(chunks, dense, UNVERSIONED, LIVE)
 
-    def replace_document(self, doc_id: str, chunks: Sequence[Chunk], dense: np.ndarray) -> None:
-        """Make `chunks` the only version of `doc_id` (insert, then delete older versions)."""
+    def replace_document(self, doc_id: str, chunks: Sequence[Chunk], dense: np.ndarray, *,
+                         version: int | None = None, publish: Publish | None = None) -> bool:
+        """Make `chunks` the live version of `doc_id`: stage, publish, retire the older ones.
+        Returns False when a newer version won meanwhile (this one is then removed).
 
-    def delete_document(self, doc_id: str) -> int:
-        """Remove every chunk of a document; returns how many were removed."""
+        `publish`, when given, is called with the flip (a no-argument callable) instead of
+        flipping directly: it runs the flip together with its own records (the admin registry)
+        and returns False when those already hold a newer version. Whatever fails, this version
+        is removed again."""
+        version = self.next_version(doc_id) if version is None else version
+        self.stage(doc_id, version, chunks, dense)
+
+        def go_live() -> None:
+            self.publish(doc_id, version, len(chunks))
+
+        try:
+            if publish is None:
+                go_live()
+                current = True
+            else:
+                current = publish(go_live)
+        except VersionSuperseded:  # a newer version swept part of this one: it has lost (and is gone)
+            return False
+        except BaseException:
+            self.discard(doc_id, version)  # never leave a version live that isn't recorded
+            raise
+        if not current:
+            self.discard(doc_id, version)
+            return False
+        return self.retire(doc_id, version)
+
+    def stage(self, doc_id: str, version: int, chunks: Sequence[Chunk], dense: np.ndarray) -> None:
+        """Write `chunks` as pending version `version` of `doc_id`; on any failure none of it stays."""
+        if any(c.doc_id != doc_id for c in chunks) or len({c.content_hash for c in chunks}) > 1:
+            raise ValueError("a version holds the chunks of one version of one document")
+        if version <= UNVERSIONED:
+            raise ValueError(f"versions are numbered from {UNVERSIONED + 1}, not {version}")
+        try:
+            self._write(chunks, dense, version, PENDING)
+        except BaseException:
+            self.discard(doc_id, version)
+            raise
+
+    def publish(self, doc_id: str, version: int, chunks: int) -> None:
+        """Flip a staged version live in one store operation. Raises `VersionSuperseded` (having
+        removed it) when fewer than `chunks` of its points are there to flip."""
+        self._run(self.backend.set_payload,
+                  self._filter(_where(_eq("doc_id", doc_id), _eq(VERSION, version), _eq(STATE, PENDING))),
+                  {STATE: LIVE})
+        live = self._run(self.backend.count,
+                         self._filter(_where(_eq("doc_id", doc_id), _eq(VERSION, version), _eq(STATE, LIVE))))
+        if live != chunks:
+            self.discard(doc_id, version)
+            raise VersionSuperseded(doc_id, version)
+
+    def retire(self, doc_id: str, version: int) -> bool:
+        """Delete every version of `doc_id` older than `version`, live or pending. Returns False
+        (and removes `version` too) when a newer version is already live."""
+        self._run(self.backend.delete, self._filter(_of_version(doc_id, lt=version)))
+        newer_live = _where(_eq("doc_id", doc_id), _eq(STATE, LIVE), {"key": VERSION, "range": {"gt": version}})
+        if self._run(self.backend.count, self._filter(newer_live)):
+            self.discard(doc_id, version)
+            return False
+        return True
+
+    def discard(self, doc_id: str, version: int) -> None:
+        """Remove one version of a document, whatever its state."""
+        self._run(self.backend.delete, self._filter(_where(_eq("doc_id", doc_id), _eq(VERSION, version))))
+
+    def delete_document(self, doc_id: str, *, through_version: int | None = None) -> int:
+        """Remove a document's chunks (only versions up to `through_version` when given, so a
+        newer version written meanwhile survives); returns how many live chunks were removed."""
+        where = _where(_eq("doc_id", doc_id)) if through_version is None else _of_version(doc_id, lte=through_version)
+        live = self._run(self.backend.count, self._filter({"must": [*where["must"], _eq(STATE, LIVE)]}))
+        self._run(self.backend.delete, self._filter(where))
+        return live
+
+    # ------------------------------------------------------------------ versions
+
+    def next_version(self, doc_id: str) -> int:
+        """A version number above every version of `doc_id` stored or handed out in this process."""
+        with self._lock:
+            stored = max((v.version for v in self.versions(doc_id)), default=UNVERSIONED)
+            number = max(stored, self._numbered.get(doc_id, UNVERSIONED)) + 1
+            self._numbered[doc_id] = number
+            return number
+
+    def versions(self, doc_id: str | None = None) -> list[StoredVersion]:
+        """The versions stored of one document (or of all), live and pending, oldest first."""
+        where = self._filter(_where(_eq("doc_id", doc_id))) if doc_id is not None else None
+        return stored_versions(self._scroll(where, VERSION_FIELDS))
+
+    def live_version(self, doc_id: str) -> StoredVersion | None:
+        """The version of `doc_id` searches show (the newest live one), or None."""
+        live = [v for v in self.versions(doc_id) if v.live]
+        return live[-1] if live else None
+
+    # ------------------------------------------------------------------ reads
 
     def document_hash(self, doc_id: str) -> str | None:
-        """Content hash of the stored version of a document, or None if absent."""
+        """Content hash of the live version of a document, or None if none is live."""
+        return newest_hash(self._scroll(self._filter(self._live(_eq("doc_id", doc_id))), VERSION_FIELDS))
 
     def documents(self, scope: Scope) -> list[dict]:
         """One payload-like dict per document stored *in* `scope` (exact channel) with a `chunks` count."""
+        exact = self._live(_eq("workspace", scope.workspace), _eq("channel", scope.storage_channel))
+        return documents_from_payloads(self._scroll(self._filter(exact), LISTING_FIELDS))
 
-    def search(
-        self, query: str, query_vector: np.ndarray, scope: Scope, limit: int = 5
-    ) -> list[Hit]:
+    def search(self, query: str, query_vector: np.ndarray, scope: Scope, limit: int = 5) -> list[Hit]:
         """Hybrid (dense + BM25) search restricted to what `scope` may see, best first."""
+        if limit <= 0:
+            return []
+        qvec = np.asarray(query_vector, dtype=np.float32).reshape(-1)
+        queries = [VectorQuery(dense=qvec.tolist())]
+        indices, values = sparse.query_vector(query)
+        if indices:  # a query of only stopwords has no BM25 side
+            queries.append(VectorQuery(sparse=(indices, values), with_dense=True))
+        results = self._run(self.backend.query, queries, self._filter(scope_filter(scope)), candidate_limit(limit))
+        return fuse_candidates(results[0], results[1] if len(results) > 1 else [], qvec, limit, self.fusion)
 
-    def count(self) -> int: ...
+    def count(self) -> int:
+        """Live (searchable) chunks."""
+        return self._run(self.backend.count, self._filter(self._live()))
 
-    def close(self) -> None: ...
+    # ------------------------------------------------------------------ lifecycle
+
+    def flush(self) -> None:
+        self._run(self.backend.flush)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.backend.close()
+
+    def __enter__(self) -> "ChunkStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _live(*conditions: dict) -> Where:
+        return _where(*conditions, _eq(STATE, LIVE))
+
+    def _filter(self, where: Where):
+        return self.backend.filter(where)
+
+    def _run(self, verb, *args):
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the chunk store {self.backend.name} is closed")
+            return verb(*args)
+
+    def _write(self, chunks: Sequence[Chunk], dense: np.ndarray, version: int, state: str) -> None:
+        dense = np.asarray(dense, dtype=np.float32)
+        if len(chunks) != len(dense):
+            raise ValueError(f"{len(chunks)} chunks but {len(dense)} vectors")
+        if len(chunks) and dense.shape[1] != self.dim:
+            raise ValueError(f"vectors have {dense.shape[1]} dimensions, the store {self.dim}")
+        points = [
+            PointData(point_id(chunk, version), vector.tolist(), sparse.document_vector(chunk.text),
+                      point_payload(chunk, version, state))
+            for chunk, vector in zip(chunks, dense)
+        ]
+        for start in range(0, len(points), UPSERT_BATCH):
+            self._run(self.backend.upsert, points[start : start + UPSERT_BATCH])
+
+    def _scroll(self, flt, fields: list[str]) -> Iterator[dict]:
+        offset = None
+        while True:
+            payloads, offset = self._run(self.backend.scroll, flt, fields, offset, SCROLL_PAGE)
+            yield from payloads
+            if offset is None:
+                return
+
+    def _upgrade_unversioned(self) -> None:
+        # Points written before versions existed have neither field: they are complete, live
+        # version 0. Writers always set both, so this never touches a write in progress.
+        old = self._filter(_where({"is_empty": {"key": VERSION}}))
+        if self._run(self.backend.count, old):
+            self._run(self.backend.set_payload, old, {VERSION: UNVERSIONED, STATE: LIVE})
+
+
+def scope_filter(scope: Scope) -> Where:
+    """The mandatory filter: the asker's workspace, only channels that scope may read, live points only."""
+    return _where(
+        _eq("workspace", scope.workspace),
+        {"key": "channel", "match": {"any": list(scope.visible_channels)}},
+        _eq(STATE, LIVE),
+    )

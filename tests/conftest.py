@@ -46,6 +46,38 @@ def _need_service(name: str, url: str) -> str:
     pytest.skip(f"{msg}; start it or set the URL to run this test")
 
 
+class StoreFailure(RuntimeError):
+    """What `FailingBackend` raises: the store going away mid-write."""
+
+
+class FailingBackend:
+    """A real backend that raises `StoreFailure` on its `fail_on`-th call of `verb` (before
+    doing it); every other call goes through."""
+
+    def __init__(self, inner, verb: str, fail_on: int):
+        self.inner, self.verb, self.fail_on = inner, verb, fail_on
+        self.calls = 0
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if name != self.verb:
+            return attr
+
+        def maybe_fail(*args):
+            self.calls += 1
+            if self.calls == self.fail_on:
+                raise StoreFailure(f"{name} #{self.calls} failed")
+            return attr(*args)
+
+        return maybe_fail
+
+
+@pytest.fixture
+def small_batches(monkeypatch):
+    """One point per upsert, so even a two-chunk document takes several writes."""
+    monkeypatch.setattr("knowledge.store.UPSERT_BATCH", 1)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():

@@ -49,3 +49,19 @@ def postgres_db(postgres_url):
 def db(request):
     """The same test on SQLite and on the real Postgres."""
     return request.getfixturevalue(f"{request.param}_db")
+
+
+def open_docent(data_dir):
+    """The document side of a bot in `data_dir`: a Qdrant Edge store, a SQLite registry and the
+    admin operations over them (hash embeddings). Returns (ops, knowledge base, database)."""
+    from pathlib import Path
+
+    from admin.operations import AdminOperations
+    from knowledge.edge_store import EdgeChunkStore
+    from knowledge.embeddings import HashEmbeddings
+    from knowledge.ingest import KnowledgeBase
+
+    data_dir = Path(data_dir)
+    db = Database(f"sqlite:///{data_dir / 'docent.db'}")
+    kb = KnowledgeBase(EdgeChunkStore(data_dir / "edge"), HashEmbeddings(), chunk_tokens=64, overlap_tokens=10)
+    return AdminOperations(kb, db), kb, db

@@ -31,7 +31,7 @@ def test_migrated_schema_matches_models(db):
 def test_migrate_twice_is_a_no_op(db):
     db.migrate()
     with db.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0002"
+        assert MigrationContext.configure(conn).get_current_revision() == "0003"
 
 
 def test_migrate_runs_from_any_working_directory(tmp_path):

@@ -12,10 +12,12 @@ from admin.models import ChannelLink, Document, Feedback
 from admin.operations import AdminOperations
 from admin.registry import DocumentRegistry
 from admin.types import Actor, NotAuthorized, NotFound
+from knowledge.chunking import chunk_document
 from knowledge.edge_store import EdgeChunkStore
 from knowledge.embeddings import HashEmbeddings
 from knowledge.ingest import KnowledgeBase
-from knowledge.types import DocumentError, Scope
+from knowledge.types import DocumentError, Scope, document_id
+from tests.conftest import FailingBackend, StoreFailure
 
 ADMIN = Actor("slack", "T1", "UADMIN", is_platform_admin=True)
 LISTED_ADMIN = Actor("discord", "T1", "U-LISTED")
@@ -219,3 +221,119 @@ def test_user_caps_are_listed_for_admins_only_and_amounts_validated(ops):
         ("U1", 2.5, "U-LISTED"), ("U2", 0.0, "UADMIN")]
     with pytest.raises(NotAuthorized):
         ops.user_caps(MEMBER, "T1")
+
+
+# --- store and registry stay in step when an upload fails or a process dies --------------------
+
+TRAINS = HANDBOOK + b"\n## Trains\n\nTrains are preferred for trips under four hours.\n"
+
+
+def _state(ops, kb, doc_id):
+    """(registry row's hash and version, the store's live versions as (version, hash), search hashes)."""
+    row = ops.registry.get(doc_id)
+    live = [(v.version, v.content_hash) for v in kb.store.versions(doc_id) if v.live]
+    seen = {h.chunk.content_hash for h in kb.store.search("travel hotel trains", kb.embed_texts(["travel"])[0],
+                                                          CHANNEL, 20)}
+    return (row.content_hash, row.version) if row else None, live, seen
+
+
+def test_an_upload_failing_in_the_store_registers_nothing_and_leaves_nothing_searchable(ops, kb, sqlite_db,
+                                                                                         small_batches):
+    kb.store.backend = FailingBackend(kb.store.backend, "upsert", fail_on=2)
+    with pytest.raises(StoreFailure):
+        ops.upload(ADMIN, "travel.md", TRAINS, CHANNEL)
+    kb.store.backend = kb.store.backend.inner
+    assert _search(kb, CHANNEL, "hotel per diem") == [] and kb.store.versions() == []
+    assert _count(sqlite_db, Document) == 0
+    assert ops.upload(ADMIN, "travel.md", TRAINS, CHANNEL).changed  # trying again just works
+    assert len(ops.list_documents(CHANNEL)) == 1 and _search(kb, CHANNEL, "hotel per diem")
+
+
+def test_a_replacement_failing_in_the_store_keeps_the_old_version_in_both(ops, kb, sqlite_db, small_batches):
+    first = ops.upload(ADMIN, "travel.md", HANDBOOK, CHANNEL).record
+    kb.store.backend = FailingBackend(kb.store.backend, "upsert", fail_on=2)
+    with pytest.raises(StoreFailure):
+        ops.upload(ADMIN, "travel.md", TRAINS, CHANNEL)
+    kb.store.backend = kb.store.backend.inner
+    row, live, seen = _state(ops, kb, first.doc_id)
+    assert live == [(row[1], row[0])] and seen == {row[0]} == {kb.load("travel.md", HANDBOOK).content_hash}
+    again = ops.upload(ADMIN, "travel.md", TRAINS, CHANNEL)
+    assert again.changed and again.replaced  # not skipped as "unchanged"
+    row, live, seen = _state(ops, kb, first.doc_id)
+    assert live == [(row[1], row[0])] and seen == {row[0]} == {kb.load("travel.md", TRAINS).content_hash}
+
+
+def test_a_registry_failure_after_going_live_undoes_the_new_version(ops, kb, sqlite_db, monkeypatch):
+    from admin.registry import LockedDocument
+
+    first = ops.upload(ADMIN, "travel.md", HANDBOOK, CHANNEL).record
+
+    def broken_save(self, doc):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(LockedDocument, "save", broken_save)
+    with pytest.raises(RuntimeError):
+        ops.upload(ADMIN, "travel.md", TRAINS, CHANNEL)
+    with pytest.raises(RuntimeError):
+        ops.upload(ADMIN, "new.md", b"A brand new document about parking.", CHANNEL)
+    row, live, seen = _state(ops, kb, first.doc_id)
+    assert row[0] == kb.load("travel.md", HANDBOOK).content_hash
+    assert live == [(row[1], row[0])] and seen == {row[0]}
+    assert kb.store.versions(document_id(CHANNEL, "new.md")) == []
+    assert [d.name for d in ops.list_documents(CHANNEL)] == ["travel.md"]
+
+
+def test_reconcile_removes_what_went_live_without_its_registry_row(kb, sqlite_db, changed_scopes):
+    """The state a crash between the store flip and the registry commit leaves behind."""
+    registry = DocumentRegistry(sqlite_db)
+
+    def documents_changed(scope):  # like the bot's: it writes to the database itself
+        changed_scopes.append(scope)
+        registry.bump_generation(scope)
+
+    ops = AdminOperations(kb, sqlite_db, on_documents_changed=documents_changed)
+    first = ops.upload(ADMIN, "travel.md", HANDBOOK, CHANNEL).record
+    for name, data in (("travel.md", TRAINS), ("orphan.md", b"Parking is free on weekends.")):
+        loaded = kb.load(name, data)
+        doc_id = document_id(CHANNEL, name)
+        chunks = chunk_document(loaded, CHANNEL, doc_id=doc_id, ingested_at=2.0)
+        version = ops.registry.allocate_version(doc_id, kb.store.next_version(doc_id))
+        kb.store.stage(doc_id, version, chunks, kb.embed_texts([c.text for c in chunks]))
+        kb.store.publish(doc_id, version, len(chunks))  # … and the process dies here
+    assert {h.chunk.source for h in _search(kb, CHANNEL, "parking weekends")} >= {"orphan.md"}
+    changed_scopes.clear()
+    generation = registry.generation(CHANNEL)
+    assert ops.reconcile() == 2
+    row, live, seen = _state(ops, kb, first.doc_id)
+    assert live == [(row[1], row[0])] and seen == {row[0]}
+    assert "orphan.md" not in {h.chunk.source for h in _search(kb, CHANNEL, "parking weekends")}
+    assert changed_scopes == [CHANNEL, CHANNEL]  # cached answers citing them are dropped
+    assert registry.generation(CHANNEL) != generation
+    assert ops.reconcile() == 0
+
+
+def test_reconcile_leaves_chunks_the_registry_never_numbered(ops, kb):
+    """A store older than the database (or filled by hand) is never emptied by reconcile."""
+    from knowledge.types import Chunk
+
+    chunk = Chunk(doc_id=document_id(CHANNEL, "legacy.md"), title="Legacy", source="legacy.md",
+                  text="Legacy parking rules apply.", chunk_index=0, page=None, heading_path=(), scope=CHANNEL,
+                  content_hash="h-legacy", ingested_at=1.0)
+    kb.store.add([chunk], kb.embed_texts([chunk.text]))
+    assert ops.reconcile() == 0
+    assert [h.chunk.source for h in _search(kb, CHANNEL, "legacy parking")] == ["legacy.md"]
+
+
+def test_remove_takes_the_row_first_and_reconcile_finishes_a_crashed_removal(ops, kb, sqlite_db, monkeypatch):
+    rec = ops.upload(ADMIN, "travel.md", HANDBOOK, CHANNEL).record
+
+    def crash(*args, **kwargs):
+        raise SystemExit("killed between the registry and the store")
+
+    monkeypatch.setattr(kb, "remove", crash)
+    with pytest.raises(SystemExit):
+        ops.remove(ADMIN, CHANNEL, "travel.md")
+    monkeypatch.undo()
+    assert ops.registry.get(rec.doc_id) is None  # never a row whose chunks are gone
+    assert ops.reconcile() == 1
+    assert kb.store.count() == 0 and _search(kb, CHANNEL, "hotel per diem") == []

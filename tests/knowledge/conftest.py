@@ -1,13 +1,16 @@
-"""Shared by the loader tests: the real sample files and small helpers."""
+"""Shared by the knowledge tests: the real sample files and loader helpers; chunks of made-up
+documents with hash-embedder vectors, and stores of both kinds."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from knowledge.embeddings import HashEmbeddings
 from knowledge.loaders import load_document
-from knowledge.types import LoadedDocument
+from knowledge.types import Chunk, LoadedDocument, Scope, document_id
 
 MB = 1024 * 1024
 LIMIT = 25 * MB
@@ -27,3 +30,63 @@ def load_sample(samples: Path, name: str) -> LoadedDocument:
 
 def full_text(doc: LoadedDocument) -> str:
     return "\n".join(s.text for s in doc.sections)
+
+
+EMBEDDER = HashEmbeddings()
+
+
+def make_chunks(
+    scope: Scope,
+    name: str,
+    texts: list[str],
+    *,
+    content_hash: str | None = None,
+    ingested_at: float = 1000.0,
+    pages: list[int | None] | None = None,
+) -> list[Chunk]:
+    doc_id = document_id(scope, name)
+    h = content_hash or f"hash-{name}-{ingested_at}"
+    return [
+        Chunk(
+            doc_id=doc_id,
+            title=name.rsplit(".", 1)[0],
+            source=name,
+            text=t,
+            chunk_index=i,
+            page=(pages[i] if pages else None),
+            heading_path=("Intro",),
+            scope=scope,
+            content_hash=h,
+            ingested_at=ingested_at,
+        )
+        for i, t in enumerate(texts)
+    ]
+
+
+def vectors(chunks: list[Chunk]) -> np.ndarray:
+    return EMBEDDER.embed_array([c.text for c in chunks])
+
+
+def qvec(text: str) -> np.ndarray:
+    return np.asarray(EMBEDDER.embed_query(text), dtype=np.float32)
+
+
+def open_kind(kind: str, tmp_path):
+    from knowledge.edge_store import EdgeChunkStore
+    from knowledge.server_store import QdrantServerStore
+
+    if kind == "edge":
+        return EdgeChunkStore(tmp_path / "edge")
+    return QdrantServerStore(path=str(tmp_path / "qdrant-local"), collection="test")
+
+
+@pytest.fixture(params=["edge", "qdrant-local"])
+def kind(request):
+    return request.param
+
+
+@pytest.fixture
+def store(kind, tmp_path):
+    s = open_kind(kind, tmp_path)
+    yield s
+    s.close()

@@ -4,6 +4,7 @@ removal, scoping, and bad input leaving the store untouched."""
 from __future__ import annotations
 
 import io
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from knowledge.types import (
     UnsupportedDocument,
     document_id,
 )
+from tests.conftest import FailingBackend, StoreFailure
 
 C1 = Scope("T1", "C1")
 C2 = Scope("T1", "C2")
@@ -31,24 +33,22 @@ C2 = Scope("T1", "C2")
 class SpyStore:
     """The real store, recording every write call made through it."""
 
+    WRITES = {"add", "replace_document", "stage", "publish", "retire", "discard", "delete_document"}
+
     def __init__(self, inner):
         self.inner = inner
         self.calls: list[str] = []
 
-    def replace_document(self, doc_id, chunks, dense):
-        self.calls.append("replace_document")
-        return self.inner.replace_document(doc_id, chunks, dense)
+    def __getattr__(self, name):  # reads pass straight through; writes are recorded first
+        attr = getattr(self.inner, name)
+        if name not in self.WRITES:
+            return attr
 
-    def add(self, chunks, dense):
-        self.calls.append("add")
-        return self.inner.add(chunks, dense)
+        def recorded(*args, **kwargs):
+            self.calls.append(name)
+            return attr(*args, **kwargs)
 
-    def delete_document(self, doc_id):
-        self.calls.append("delete_document")
-        return self.inner.delete_document(doc_id)
-
-    def __getattr__(self, name):  # reads pass straight through
-        return getattr(self.inner, name)
+        return recorded
 
 
 @pytest.fixture
@@ -265,28 +265,30 @@ def test_embedding_text_adds_title_and_headings_but_chunk_text_stays_clean(kb, s
 # Property: ingest is idempotent and the last upload wins, whatever the sequence
 
 
+_example_workspaces = itertools.count()
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(uploads=st.lists(st.tuples(st.sampled_from(["a.md", "b.md"]), st.sampled_from([0, 1, 2])), min_size=1, max_size=6))
-def test_property_last_upload_wins_and_repeats_write_nothing(tmp_path_factory, uploads):
+def test_property_last_upload_wins_and_repeats_write_nothing(store, uploads):
     versions = [LEAVE_V1, LEAVE_V2, b"# Other\n\nSomething else entirely. Nothing about leave."]
-    store = SpyStore(EdgeChunkStore(tmp_path_factory.mktemp("edge")))
-    try:
-        kb = KnowledgeBase(store, HashEmbeddings(), chunk_tokens=64, overlap_tokens=10)
-        last: dict[str, int] = {}
-        for name, v in uploads:
-            writes = len(store.calls)
-            result = kb.ingest_bytes(name, versions[v], C1)
-            assert result.changed == (last.get(name) != v)
-            assert (len(store.calls) > writes) == result.changed
-            last[name] = v
-        expected = 0
-        for name, v in last.items():
-            doc = kb.load(name, versions[v])
-            assert store.document_hash(document_id(C1, name)) == doc.content_hash
-            expected += len(chunk_document(doc, C1, doc_id="x", chunk_tokens=64, overlap_tokens=10, ingested_at=0))
-        assert store.count() == expected
-    finally:
-        store.inner.close()
+    scope = Scope(f"T-example-{next(_example_workspaces)}", "C1")  # one store, a fresh workspace per example
+    kb = KnowledgeBase(store, HashEmbeddings(), chunk_tokens=64, overlap_tokens=10)
+    last: dict[str, int] = {}
+    for name, v in uploads:
+        writes = len(store.calls)
+        result = kb.ingest_bytes(name, versions[v], scope)
+        assert result.changed == (last.get(name) != v)
+        assert (len(store.calls) > writes) == result.changed
+        last[name] = v
+    expected = 0
+    for name, v in last.items():
+        doc = kb.load(name, versions[v])
+        doc_id = document_id(scope, name)
+        assert store.document_hash(doc_id) == doc.content_hash
+        assert [(s.content_hash, s.live) for s in store.versions(doc_id)] == [(doc.content_hash, True)]
+        expected += len(chunk_document(doc, scope, doc_id="x", chunk_tokens=64, overlap_tokens=10, ingested_at=0))
+    assert sum(d["chunks"] for d in kb.documents(scope)) == expected
 
 
 def test_document_error_is_the_base_of_every_refusal(kb):
@@ -383,3 +385,42 @@ def test_a_loaded_document_without_sections_never_replaces_the_stored_one(kb, st
         kb.ingest_many([hollow], C1)
     assert store.count() == first.chunks
     assert store.document_hash(first.doc_id) == first.content_hash
+
+
+# ---------------------------------------------------------------------------------------------
+# A store write failing midway never leaves half a document
+
+
+def test_a_replacement_failing_in_the_store_keeps_the_old_version_and_can_be_retried(tmp_path, small_batches):
+    store = EdgeChunkStore(tmp_path / "edge")
+    try:
+        kb = KnowledgeBase(store, HashEmbeddings(), chunk_tokens=64, overlap_tokens=10)
+        first = kb.ingest_bytes("leave.md", LEAVE_V1, C1)
+        store.backend = FailingBackend(store.backend, "upsert", fail_on=2)
+        with pytest.raises(StoreFailure):
+            kb.ingest_bytes("leave.md", LEAVE_V2, C1)
+        store.backend = store.backend.inner
+        assert store.document_hash(first.doc_id) == first.content_hash
+        assert store.count() == first.chunks
+        texts = search_texts(kb, "leave days per year", C1)
+        assert any("twenty days" in t for t in texts) and not any("thirty" in t or "Parental" in t for t in texts)
+        # The failed upload must not make the same upload look unchanged now.
+        again = kb.ingest_bytes("leave.md", LEAVE_V2, C1)
+        assert again.changed and again.replaced
+        assert store.count() == again.chunks and store.document_hash(first.doc_id) == again.content_hash
+    finally:
+        store.close()
+
+
+def test_a_new_document_failing_in_the_store_leaves_nothing(tmp_path, small_batches):
+    store = EdgeChunkStore(tmp_path / "edge")
+    try:
+        kb = KnowledgeBase(store, HashEmbeddings(), chunk_tokens=64, overlap_tokens=10)
+        store.backend = FailingBackend(store.backend, "upsert", fail_on=2)
+        with pytest.raises(StoreFailure):
+            kb.ingest_bytes("leave.md", LEAVE_V2, C1)
+        store.backend = store.backend.inner
+        assert store.count() == 0 and kb.documents(C1) == [] and search_texts(kb, "parental leave", C1) == []
+        assert store.versions() == []  # nothing pending left either
+    finally:
+        store.close()

@@ -11,7 +11,7 @@ from knowledge.edge_store import EdgeChunkStore
 from knowledge.fusion import FusionConfig
 from knowledge.server_store import QdrantServerStore
 from knowledge.types import Scope
-from tests.knowledge.test_store_common import make_chunks, qvec, vectors
+from tests.knowledge.conftest import make_chunks, qvec, vectors
 
 WORDS = (
     "budget travel expense policy laptop security password vacation leave holiday onboarding "

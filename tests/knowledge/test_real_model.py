@@ -8,7 +8,7 @@ import pytest
 from knowledge.edge_store import EdgeChunkStore
 from knowledge.retriever import HybridRetriever
 from knowledge.types import Scope
-from tests.knowledge.test_store_common import make_chunks
+from tests.knowledge.conftest import make_chunks
 
 pytestmark = pytest.mark.realmodel
 

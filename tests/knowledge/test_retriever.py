@@ -13,7 +13,7 @@ from knowledge.retriever import HybridRetriever
 from knowledge.server_store import QdrantServerStore
 from knowledge.stores import open_store
 from knowledge.types import Scope
-from tests.knowledge.test_store_common import make_chunks, vectors
+from tests.knowledge.conftest import make_chunks, vectors
 
 
 @pytest.fixture

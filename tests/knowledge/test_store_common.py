@@ -1,58 +1,13 @@
-"""Helpers shared by the store tests, plus tests of the store-independent pieces
-(point ids, document listings, fusion)."""
+"""Tests of the store-independent pieces: point ids, versions, document listings, fusion."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from knowledge.chunk_records import documents_from_payloads, newest_hash, point_id
-from knowledge.embeddings import HashEmbeddings
 from knowledge.fusion import Candidate, FusionConfig, fuse_candidates
-from knowledge.types import Chunk, Scope
-
-EMBEDDER = HashEmbeddings()
-
-
-def make_chunks(
-    scope: Scope,
-    name: str,
-    texts: list[str],
-    *,
-    content_hash: str | None = None,
-    ingested_at: float = 1000.0,
-    pages: list[int | None] | None = None,
-) -> list[Chunk]:
-    from knowledge.types import document_id
-
-    doc_id = document_id(scope, name)
-    h = content_hash or f"hash-{name}-{ingested_at}"
-    return [
-        Chunk(
-            doc_id=doc_id,
-            title=name.rsplit(".", 1)[0],
-            source=name,
-            text=t,
-            chunk_index=i,
-            page=(pages[i] if pages else None),
-            heading_path=("Intro",),
-            scope=scope,
-            content_hash=h,
-            ingested_at=ingested_at,
-        )
-        for i, t in enumerate(texts)
-    ]
-
-
-def vectors(chunks: list[Chunk]) -> np.ndarray:
-    return EMBEDDER.embed_array([c.text for c in chunks])
-
-
-def qvec(text: str) -> np.ndarray:
-    return np.asarray(EMBEDDER.embed_query(text), dtype=np.float32)
-
-
-# ---------------------------------------------------------------- tests
+from knowledge.types import Scope
+from tests.knowledge.conftest import make_chunks, qvec, vectors
 
 
 def test_point_ids_are_deterministic_and_distinguish_versions():
@@ -62,6 +17,9 @@ def test_point_ids_are_deterministic_and_distinguish_versions():
     newer = make_chunks(scope, "a.md", ["x", "y"], content_hash="h2")
     assert [point_id(c) for c in a] == [point_id(c) for c in again]
     assert len({point_id(c) for c in a + newer}) == 4
+    # Two versions of identical content never share a point: a pending write can't touch a live one.
+    assert len({point_id(c, v) for c in a for v in (0, 1, 2)}) == 6
+    assert [point_id(c, 0) for c in a] == [point_id(c) for c in a]
 
 
 def test_listing_counts_chunks_and_pages_of_newest_version_only():

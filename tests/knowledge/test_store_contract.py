@@ -1,5 +1,5 @@
-"""The ChunkStore contract, run against both stores (Qdrant Edge and qdrant-client local mode):
-CRUD, scope filtering, replace semantics, persistence."""
+"""The ChunkStore contract, run against both backends (Qdrant Edge and qdrant-client local mode;
+the `store` fixture): CRUD, scope filtering, replace semantics, persistence."""
 
 from __future__ import annotations
 
@@ -8,28 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from knowledge.edge_store import EdgeChunkStore
-from knowledge.server_store import QdrantServerStore
 from knowledge.types import WORKSPACE_WIDE, Scope
-from tests.knowledge.test_store_common import make_chunks, qvec, vectors
-
-
-def _open(kind: str, tmp_path):
-    if kind == "edge":
-        return EdgeChunkStore(tmp_path / "edge")
-    return QdrantServerStore(path=str(tmp_path / "qdrant-local"), collection="test")
-
-
-@pytest.fixture(params=["edge", "qdrant-local"])
-def kind(request):
-    return request.param
-
-
-@pytest.fixture
-def store(kind, tmp_path):
-    s = _open(kind, tmp_path)
-    yield s
-    s.close()
+from tests.knowledge.conftest import make_chunks, open_kind, qvec, vectors
 
 
 def _add(store, scope, name, texts, **kw):
@@ -124,21 +104,22 @@ def test_documents_lists_exact_scope_with_counts_and_pages(store):
     assert {"doc_id", "title", "url", "content_hash", "ingested_at"} <= set(docs[0])
 
 
-def test_documents_pages_through_many_chunks(store):
+def test_documents_pages_through_many_chunks(store, monkeypatch):
+    monkeypatch.setattr("knowledge.store.SCROLL_PAGE", 64)  # several pages without thousands of chunks
     scope = Scope("T1", WORKSPACE_WIDE)
-    _add(store, scope, "big.md", [f"chunk number {i}" for i in range(2500)])
-    assert store.documents(scope)[0]["chunks"] == 2500
+    _add(store, scope, "big.md", [f"chunk number {i}" for i in range(250)])
+    assert store.documents(scope)[0]["chunks"] == 250
 
 
 def test_data_survives_close_and_reopen(kind, tmp_path):
-    s = _open(kind, tmp_path)
+    s = open_kind(kind, tmp_path)
     scope = Scope("T1", "C1")
     _add(s, scope, "a.md", ["persistent fact about llamas"])
     s.close()
     s.close()  # idempotent
     with pytest.raises(RuntimeError):
         s.count()
-    s2 = _open(kind, tmp_path)
+    s2 = open_kind(kind, tmp_path)
     try:
         assert s2.count() == 1
         assert _search(s2, "llamas", scope)[0].chunk.text == "persistent fact about llamas"
