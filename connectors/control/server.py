@@ -137,13 +137,17 @@ class ControlServer:
         await response.prepare(request)
         answering = asyncio.ensure_future(asyncio.to_thread(self.docent.ask, question, on_delta=on_delta))
         answering.add_done_callback(lambda _: loop.call_soon(deltas.put_nowait, None))
-        while (text := await deltas.get()) is not None:
-            await response.write((json.dumps({"delta": text}) + "\n").encode())
         try:
-            line = {"answer": wire.dump(wire.ANSWER, await answering)}
-        except Exception:  # Docent.ask answers every question itself; this is a bug, logged here
-            log.exception("forwarded question failed")
-            line = {"error": {"type": "InternalError", "message": "see the bot's log"}}
-        await response.write((json.dumps(line) + "\n").encode())
-        await response.write_eof()
+            while (text := await deltas.get()) is not None:
+                await response.write((json.dumps({"delta": text}) + "\n").encode())
+            try:
+                line = {"answer": wire.dump(wire.ANSWER, await answering)}
+            except Exception:  # Docent.ask answers every question itself; this is a bug, logged here
+                log.exception("forwarded question failed")
+                line = {"error": {"type": "InternalError", "message": "see the bot's log"}}
+            await response.write((json.dumps(line) + "\n").encode())
+            await response.write_eof()
+        except ConnectionResetError:
+            # The CLI went away (Ctrl-C): the answer still finishes and is recorded in the ledger.
+            log.info("forwarded question's caller disconnected before the answer")
         return response
