@@ -21,7 +21,7 @@ from admin.registry import DocumentRegistry, flag_reasons_json, flag_reasons_lis
 from admin.reports import UsageReport, build_usage_report, render_usage_chart
 from admin.types import Actor, InvalidCap, NotAuthorized, NotFound
 from knowledge.chunk_records import StoredVersion
-from knowledge.types import WORKSPACE_WIDE, Scope, document_id
+from knowledge.types import WORKSPACE_WIDE, DocumentError, Scope, document_id
 
 if TYPE_CHECKING:  # the knowledge base pulls in Qdrant and the embedder: not needed to type-check
     from knowledge.ingest import KnowledgeBase
@@ -134,24 +134,47 @@ def _document_text(doc) -> str:
     return "\n\n".join(section.text for section in doc.sections)
 
 
+class StoreNotOpen(RuntimeError):
+    """A records-only `AdminOperations` (no chunk store) was asked to change documents."""
+
+
 class AdminOperations:
+    """`knowledge=None` gives the records-only operations (list, usage, caps, feedback): what
+    commands that must not open the chunk store — held by a running bot — can still do."""
+
     def __init__(
         self,
-        knowledge: KnowledgeBase,
+        knowledge: KnowledgeBase | None,
         db: Database,
         *,
         admin_user_ids: list[str] | tuple[str, ...] = (),
         scanner: Callable[[str], list[str]] | None = None,
         quarantine_flagged: bool = False,
         on_documents_changed: Callable[[Scope], None] | None = None,
+        on_upload: Callable[[str, int], None] | None = None,
     ) -> None:
-        self.knowledge = knowledge
+        self._knowledge = knowledge
         self.db = db
         self.registry = DocumentRegistry(db)
         self.admin_user_ids = frozenset(admin_user_ids)
         self.scanner = scanner
         self.quarantine_flagged = quarantine_flagged
         self.on_documents_changed = on_documents_changed
+        # (outcome, chunks written): "ingested", "unchanged", "quarantined" or "refused" — for metrics.
+        self.on_upload = on_upload
+
+    @property
+    def knowledge(self) -> KnowledgeBase:
+        if self._knowledge is None:
+            raise StoreNotOpen("these admin operations were opened without the chunk store")
+        return self._knowledge
+
+    def _report_upload(self, outcome: str, chunks: int = 0) -> None:
+        if self.on_upload is not None:
+            try:
+                self.on_upload(outcome, chunks)
+            except Exception:  # bookkeeping never fails an upload
+                log.exception("on_upload hook failed")
 
     # --- who may act ----------------------------------------------------------------------
     def is_admin(self, actor: Actor) -> bool:
@@ -181,7 +204,11 @@ class AdminOperations:
         """
         self._require_admin(actor, "add documents")
         scope = Scope(scope.workspace, scope.storage_channel)
-        loaded = self.knowledge.load(name, data, url=url)  # DocumentError → nothing written
+        try:
+            loaded = self.knowledge.load(name, data, url=url)  # DocumentError → nothing written
+        except DocumentError:
+            self._report_upload("refused")
+            raise
         findings: tuple[str, ...] = tuple(self.scanner(_document_text(loaded))) if self.scanner else ()
         flagged = bool(findings)
         quarantined = flagged and self.quarantine_flagged
@@ -214,6 +241,7 @@ class AdminOperations:
                 if (previous is not None and previous.content_hash == loaded.content_hash
                         and previous.quarantined == quarantined and previous.flagged == flagged):
                     # Same bytes as before: nothing to write, and cached answers stay valid.
+                    self._report_upload("unchanged")
                     return UploadReport(DocumentRecord.from_row(previous), changed=False, replaced=False,
                                         findings=findings)
                 # The store already holds these bytes but the row differs (another verdict of the
@@ -231,6 +259,8 @@ class AdminOperations:
             return UploadReport(DocumentRecord.from_row(current), changed=changed, replaced=replaced,
                                 findings=findings, superseded=True)
         self._changed(scope)
+        self._report_upload("quarantined" if quarantined else "ingested" if changed else "unchanged",
+                            saved.chunks if changed and not quarantined else 0)
         log.info("document %s (%s) in %s by %s: %d chunks, changed=%s", loaded.name, doc_id, scope,
                  actor.user_id, saved.chunks, changed)
         return UploadReport(DocumentRecord.from_row(saved), changed=changed, replaced=replaced or

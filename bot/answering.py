@@ -22,6 +22,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
+from bot import metrics
 from bot.llm import call_with_retries, is_spend_limit, is_timeout, make_chat_model, model_name_of
 from bot.pricing import cost_usd, max_cost_usd
 from bot.types import PriorTurn, Source, Usage
@@ -201,7 +202,10 @@ class AnswerEngine:
 
         def call_model(messages: list[BaseMessage], config: RunnableConfig) -> AIMessage:
             try:
-                return call_with_retries(lambda: primary.invoke(messages, config), max_retries=max_retries, sleep=self._sleep)
+                return call_with_retries(
+                    lambda: primary.invoke(messages, config), max_retries=max_retries, sleep=self._sleep,
+                    on_retry=lambda *_: metrics.llm_retried(self.model_name),
+                )
             except Exception as exc:
                 if fallback is not None:
                     self._log_failure(exc)
@@ -299,6 +303,7 @@ class AnswerEngine:
 
     def _log_failure(self, exc: Exception) -> None:
         kind = "spend limit" if is_spend_limit(exc) else "timeout" if is_timeout(exc) else "error"
+        metrics.llm_fell_back(self.model_name, kind.replace(" ", "_"))
         # Never log the exception's request (headers carry the key); type and status are enough.
         logger.warning(
             "LLM unavailable (%s: %s, status %s); answering extractively",

@@ -15,9 +15,11 @@ from typing import Callable
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
+from sqlalchemy import text
 
 from admin.db import Database
 from admin.operations import AdminOperations
+from bot import metrics
 from bot.answering import AnswerEngine
 from bot.guards.injection import DocumentScanner, default_detector, is_flagged
 from bot.guards.output import StreamedOutputCheck, check_output, make_canary
@@ -128,6 +130,7 @@ class Docent:
             scanner=scanner,
             quarantine_flagged=settings.quarantine_flagged_documents,
             on_documents_changed=guards.documents_changed,
+            on_upload=metrics.document_uploaded,
         )
         admin.reconcile()  # a crash may have left store and registry out of step
         engine = AnswerEngine(settings, chat_model)
@@ -168,6 +171,7 @@ class Docent:
                 answer = self._refusal(Outcome.error, APOLOGY)
             answer = request.finish(answer)
         self._log_request(request.question, answer)
+        metrics.answer_finished(request.question, answer)
         return answer
 
     def _answer(self, request: RequestLifecycle, on_delta: Callable[[str], None] | None) -> Answer:
@@ -236,6 +240,19 @@ class Docent:
                 "cache_hit": answer.usage.cache_hit,
             },
         )
+
+    def readiness_checks(self) -> dict[str, Callable[[], None]]:
+        """Name → a check that raises when that part can't serve: the store, the database, and
+        Redis when configured (for the ops endpoint's /readyz)."""
+
+        def database() -> None:
+            with self.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+
+        checks: dict[str, Callable[[], None]] = {"store": self.knowledge.store.count, "database": database}
+        if self.guards.redis is not None:
+            checks["redis"] = self.guards.redis.ping
+        return checks
 
     def __enter__(self) -> "Docent":
         return self

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
         None, description="The server whose server-wide documents DMs see when discord_dm_server_docs is on."
     )
 
+    # --- operations -----------------------------------------------------------------------
+    ops_host: str = Field("127.0.0.1", description="Where `docent run` serves /healthz, /readyz and /metrics.")
+    ops_port: int = Field(9464, description="Port of the ops endpoint; 0 picks a free one (logged at start).")
+
     # --- logging --------------------------------------------------------------------------
     log_format: Literal["auto", "json", "pretty"] = "auto"
     log_level: str = "INFO"

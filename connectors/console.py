@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import json
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
@@ -15,9 +16,11 @@ from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
 
-from bot.core import Docent
 from bot.types import Answer, Outcome, PriorTurn, Question
 from knowledge.types import WORKSPACE_WIDE, Scope
+
+if TYPE_CHECKING:  # the core (models, store) stays unimported when the CLI forwards to a running bot
+    from bot.core import Docent
 
 
 def question_for(scope: Scope, text: str, *, platform: str = "cli", history=()) -> Question:
@@ -60,7 +63,7 @@ def render_answer(console: Console, answer: Answer) -> None:
     )
 
 
-def ask_streaming(docent: Docent, console: Console, q: Question) -> Answer:
+def ask_streaming(docent: "Docent", console: Console, q: Question) -> Answer:
     """Ask, showing the answer as it streams in (a live Markdown view), then the final render."""
     with Live(console=console, refresh_per_second=8, transient=True) as live:
         answer = docent.ask(q, on_delta=lambda text: live.update(Markdown(text)))
@@ -68,7 +71,7 @@ def ask_streaming(docent: Docent, console: Console, q: Question) -> Answer:
     return answer
 
 
-def chat(docent: Docent, scope: Scope, console: Console | None = None) -> None:
+def chat(docent: "Docent", scope: Scope, console: Console | None = None) -> None:
     """An interactive terminal chat; earlier turns are passed as thread history."""
     console = console or Console()
     console.print(f"[bold]docent[/] — asking the documents in scope [cyan]{scope}[/]. Empty line or Ctrl-D to quit.")

@@ -211,6 +211,11 @@ class GuardPipeline:
             redis=redis_client,
         )
 
+    @property
+    def redis(self):
+        """The Redis client the guards share, or None in embedded mode."""
+        return self._redis
+
     def request(self, q: Question) -> RequestLifecycle:
         """`with guards.request(q) as request:` — see the module docstring."""
         self._maybe_sweep()

@@ -33,7 +33,7 @@ def ask(
     from connectors.console import answer_json, ask_streaming, question_for
 
     sc = parse_scope(scope)
-    with open_docent() as docent:
+    with open_docent(command="docent ask") as docent:
         q = question_for(sc, question)
         if as_json:
             print(answer_json(docent.ask(q)))
@@ -47,7 +47,7 @@ def chat(scope: str = typer.Option(DEFAULT_SCOPE, "--scope", "-s", help=SCOPE_HE
     from connectors.console import chat as run_chat
 
     sc = parse_scope(scope)
-    with open_docent() as docent:
+    with open_docent(command="docent chat") as docent:
         run_chat(docent, sc, console)
 
 
@@ -65,7 +65,7 @@ def demo(
     console.rule("[bold]docent demo")
     mode = "Claude" if settings.anthropic_api_key else "offline extractive answerer (no ANTHROPIC_API_KEY)"
     console.print(f"Answering with the {mode}; data in {settings.data_dir}")
-    with open_docent(settings) as docent:
+    with open_docent(settings, command="docent demo") as docent:
         files, _ = files_to_ingest([SAMPLES])
         summary = ingest_files(docent, files, sc)
         console.print(

@@ -20,7 +20,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 app = typer.Typer(help="docent answers your team's questions from its own documents, with citations.", no_args_is_help=True)
 docs_app = typer.Typer(help="Documents: list and remove.", no_args_is_help=True)
 eval_app = typer.Typer(help="Quality gauges: retrieval (BEIR), QA, injection.", no_args_is_help=True)
-run_app = typer.Typer(help="Run a chat bot.", no_args_is_help=True)
+run_app = typer.Typer(help="Run the chat bots: every configured platform, or one.")
 discord_app = typer.Typer(help="Discord operations.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
 app.add_typer(eval_app, name="eval")
@@ -47,13 +47,65 @@ def settings_for(*, service: bool = False, **overrides):
     return settings
 
 
+def fail(message: str) -> typer.Exit:
+    """Print one line on stderr (never wrapped, never markup) and give the exit to raise."""
+    err.print(f"docent: {message}", soft_wrap=True, markup=False, highlight=False)
+    return typer.Exit(1)
+
+
 @contextmanager
-def open_docent(settings=None) -> Iterator:
-    """`with open_docent() as docent:` — the core for one command, closed however it ends."""
+def _local_docent(settings) -> Iterator:
     from bot.core import Docent
 
-    with Docent.from_settings(settings or settings_for()) as docent:
+    with Docent.from_settings(settings) as docent:
         yield docent
+
+
+@contextmanager
+def open_docent(settings=None, *, command: str = "docent") -> Iterator:
+    """`with open_docent(command="docent ingest") as docent:` — the core for a command that needs
+    the chunk store, closed however it ends.
+
+    The embedded store has one writer process: when a `docent run` holds the data dir, this is
+    that process's docent, reached over its control socket (connectors/control); otherwise the
+    store is opened here, holding the data dir for the command. A holder that can't be reached
+    is one line on stderr and exit code 1.
+    """
+    settings = settings or settings_for()
+    if settings.qdrant_url:  # a Qdrant server takes any number of clients: nothing to forward
+        with _local_docent(settings) as docent:
+            yield docent
+        return
+    from connectors.control.client import HolderUnavailable, open_or_forward
+    from connectors.control.holder import DataDirLock
+
+    def waiting(info) -> None:
+        err.print(f"waiting for process {info.pid} ({info.command}) to finish starting…", soft_wrap=True,
+                  markup=False, highlight=False)
+
+    try:
+        with open_or_forward(DataDirLock(settings.data_dir), command, lambda: _local_docent(settings),
+                             on_wait=waiting) as docent:
+            yield docent
+    except HolderUnavailable as e:
+        raise fail(str(e)) from None
+
+
+@contextmanager
+def open_records(settings=None) -> Iterator:
+    """The admin operations over the SQL database only (documents registry, ledger): for commands
+    that must not open the chunk store. SQLite in WAL mode is safe beside a running bot."""
+    from admin.db import Database
+    from admin.operations import AdminOperations
+
+    settings = settings or settings_for()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.sqlalchemy_url)
+    try:
+        db.migrate()
+        yield AdminOperations(None, db, admin_user_ids=settings.admin_user_ids)
+    finally:
+        db.close()
 
 
 def parse_scope(text: str):

@@ -18,6 +18,7 @@ from connectors.cli.common import (
     docs_app,
     err,
     open_docent,
+    open_records,
     parse_scope,
     progress_bar,
 )
@@ -113,7 +114,7 @@ def ingest(
     Files in a folder are named by their path inside it (`travel/index.md`)."""
     sc = parse_scope(scope)
     files, collisions = files_to_ingest(paths)
-    with open_docent() as docent:
+    with open_docent(command="docent ingest") as docent:
         summary = ingest_files(docent, files, sc)
     total = len(files) + len(collisions)
     console.print(
@@ -132,8 +133,8 @@ def docs_list(
 ):
     """List the documents visible in a scope."""
     sc = parse_scope(scope)
-    with open_docent() as docent:
-        records = docent.admin.list_documents(sc)
+    with open_records() as admin:
+        records = admin.list_documents(sc)
     if as_json:
         from dataclasses import asdict
 
@@ -158,7 +159,7 @@ def docs_remove(
     from admin.types import NotFound
 
     sc = parse_scope(scope)
-    with open_docent() as docent:
+    with open_docent(command="docent docs remove") as docent:
         try:
             record = docent.admin.remove(cli_actor(sc.workspace), sc, name)
         except NotFound as e:

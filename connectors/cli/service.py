@@ -1,4 +1,8 @@
-"""`docent usage`, `docent migrate`, `docent run slack|discord` and `docent discord sync`."""
+"""`docent usage`, `docent migrate`, `docent run [slack|discord]` and `docent discord sync`.
+
+`usage` and `migrate` need only the SQL database and `discord sync` neither it nor the store, so
+they work beside a running bot without touching its store.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ from connectors.cli.common import (
     console,
     discord_app,
     err,
-    open_docent,
+    fail,
+    open_records,
     run_app,
     settings_for,
 )
@@ -31,12 +36,12 @@ def usage(
     chart: Optional[Path] = typer.Option(None, "--chart", dir_okay=False, help="Write a PNG of requests and cost per day here."),
 ):
     """Usage and cost report from the ledger."""
-    with open_docent() as docent:
+    with open_records() as admin:
         actor = cli_actor(workspace)
-        report = docent.admin.usage(actor, workspace, user=user, channel=channel, days=days)
+        report = admin.usage(actor, workspace, user=user, channel=channel, days=days)
         if chart:
             chart.parent.mkdir(parents=True, exist_ok=True)
-            chart.write_bytes(docent.admin.usage_chart(actor, workspace, days=days, user=user, channel=channel))
+            chart.write_bytes(admin.usage_chart(actor, workspace, days=days, user=user, channel=channel))
     if as_json:
         print(json.dumps(report.to_dict(), default=str, indent=2))
     else:
@@ -56,30 +61,88 @@ def migrate():
     console.print("database is up to date")
 
 
+@run_app.callback(invoke_without_command=True)
+def run_all(
+    ctx: typer.Context,
+    http: bool = typer.Option(False, "--http", help="Slack over HTTP (Events API) instead of Socket Mode."),
+    port: int = typer.Option(3000, "--port", help="Port of Slack's HTTP endpoint (with --http)."),
+):
+    """Run every platform whose credentials are set — Slack and/or Discord — in one process.
+
+    `docent run slack` or `docent run discord` runs one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from connectors.run import configured_names, configured_platforms
+
+    _serve(
+        lambda settings: configured_names(settings, http=http),
+        lambda docent, settings: configured_platforms(docent, settings, http=http, port=port),
+    )
+
+
 @run_app.command("slack")
 def run_slack(
     http: bool = typer.Option(False, "--http", help="Serve the Events API over HTTP instead of Socket Mode."),
     port: int = typer.Option(3000, "--port"),
 ):
     """Run the Slack bot (Socket Mode by default)."""
-    from connectors.slack.app import run_http, run_socket_mode
+    from connectors.slack.app import SlackHttpPlatform, SlackSocketModePlatform, require_credentials
 
-    settings = settings_for(service=True)
-    with open_docent(settings) as docent:
-        if http:
-            run_http(docent, settings, port)
-        else:
-            run_socket_mode(docent, settings)
+    def slack(docent, settings):
+        return [SlackHttpPlatform(docent, settings, port) if http else SlackSocketModePlatform(docent, settings)]
+
+    _serve(lambda settings: require_credentials(settings, http=http), slack)
 
 
 @run_app.command("discord")
 def run_discord():
     """Run the Discord bot."""
-    from connectors.discord.bot import run
+    from connectors.discord.bot import DiscordPlatform, require_token
+
+    _serve(require_token, lambda docent, settings: [DiscordPlatform(docent, settings)])
+
+
+def _serve(check, platforms_for) -> None:
+    """Check the platforms' credentials, hold the data dir (embedded store), build the one Docent
+    and serve the platforms with the ops endpoint — and, in embedded mode, the control socket the
+    CLI forwards store operations to."""
+    import asyncio
+
+    from connectors.control.holder import DataDirLock
+    from connectors.discord.bot import MissingToken
+    from connectors.ops import OpsPortInUse
+    from connectors.run import NoPlatformConfigured, PlatformStartFailed, serve
+    from connectors.slack.app import SlackSetupError
 
     settings = settings_for(service=True)
-    with open_docent(settings) as docent:
-        run(docent, settings)
+    try:
+        check(settings)
+    except (NoPlatformConfigured, SlackSetupError, MissingToken) as e:
+        raise fail(str(e)) from None
+    from bot.core import Docent  # the models and the store: only once there is something to serve
+    lock = None
+    if not settings.qdrant_url:
+        lock = DataDirLock(settings.data_dir)
+        if not lock.acquire("docent run"):
+            holder = lock.holder()
+            who = f"process {holder.pid} ({holder.command})" if holder else "another process"
+            raise fail(f"{settings.data_dir} is already held by {who}; stop it first, or run several bots on a "
+                       "Qdrant server (QDRANT_URL) with Redis and Postgres — see README.")
+    try:
+        with Docent.from_settings(settings) as docent:
+            platforms = platforms_for(docent, settings)
+            control = None
+            if lock is not None:
+                from connectors.control.server import ControlServer
+
+                control = ControlServer(docent, lock)
+            try:
+                asyncio.run(serve(docent, settings, platforms, control=control))
+            except (OpsPortInUse, PlatformStartFailed) as e:
+                raise fail(str(e)) from None
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 @discord_app.command("sync")
@@ -90,5 +153,4 @@ def discord_sync(guild: Optional[int] = typer.Option(None, "--guild", help="Sync
     from connectors.discord.bot import sync_once
 
     settings = settings_for()
-    with open_docent(settings) as docent:
-        asyncio.run(sync_once(docent, settings, guild))
+    asyncio.run(sync_once(None, settings, guild))  # needs neither the store nor the database

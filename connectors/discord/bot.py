@@ -1,7 +1,10 @@
 """The Discord client: builds it, points it at the configured API, syncs its commands, runs it.
 
-    docent run discord              → run(docent, settings)
+    docent run [discord]            → DiscordPlatform(docent, settings), run by connectors/run.py
     docent discord sync [--guild]   → await sync_once(docent, settings, guild_id)
+
+The client counts the interactions and mentions it is handling, so a shutdown can wait for
+their answers to be delivered, and reports its gateway connection to the ops endpoint.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import yarl
 from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
+from bot.metrics import PlatformConnection
 from bot.types import Question
 from connectors.discord.commands import register_commands
 from connectors.discord.context import PLATFORM, place_of_message
@@ -65,6 +69,40 @@ def intents_for(settings: "Settings") -> discord.Intents:
     return intents
 
 
+class InFlight:
+    """Counts handlers running in the client's event loop, so shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __enter__(self) -> "InFlight":
+        self.count += 1
+        self._idle.clear()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+
+class TrackedCommandTree(app_commands.CommandTree):
+    """The command tree, counting each interaction it runs (defer → answer → follow-ups)."""
+
+    async def _call(self, interaction: discord.Interaction) -> None:
+        with self.client.in_flight:  # type: ignore[attr-defined]
+            await super()._call(interaction)
+
+
 class DocentClient(discord.Client):
     """A discord.py client carrying docent's core; commands reach it as `interaction.client.docent`."""
 
@@ -73,7 +111,9 @@ class DocentClient(discord.Client):
         self.docent = docent
         self.settings = settings
         self._sync_dev_guild = sync_dev_guild
-        self.tree = app_commands.CommandTree(self)
+        self.in_flight = InFlight()
+        self.connection = PlatformConnection("discord")
+        self.tree = TrackedCommandTree(self)
         register_commands(self.tree)
 
     async def setup_hook(self) -> None:
@@ -98,12 +138,27 @@ class DocentClient(discord.Client):
     async def on_ready(self) -> None:
         log.info("discord connected as %s in %d servers", self.user, len(self.guilds))
 
+    # Gateway sessions: READY dispatches `connect`, a RESUME `resumed`; both are a live link.
+    async def on_connect(self) -> None:
+        self.connection.connected()
+
+    async def on_resumed(self) -> None:
+        self.connection.connected()
+
+    async def on_disconnect(self) -> None:
+        self.connection.disconnected()
+
     async def on_message(self, message: discord.Message) -> None:
         """Answer "@docent question" when enabled (needs the message-content intent)."""
         if not self.settings.discord_answer_mentions or self.user is None or self.docent is None:
             return
         if message.author.bot or self.user not in message.mentions:
             return
+        with self.in_flight:
+            await self._answer_mention(message)
+
+    async def _answer_mention(self, message: discord.Message) -> None:
+        assert self.user is not None and self.docent is not None
         text = message.content
         for form in (f"<@{self.user.id}>", f"<@!{self.user.id}>"):
             text = text.replace(form, " ")
@@ -157,6 +212,10 @@ async def sync_commands(client: discord.Client, guild_id: int | None) -> list[ap
     return await tree.sync()
 
 
+def require_token(settings: "Settings") -> None:
+    _token(settings)
+
+
 def _token(settings: "Settings") -> str:
     if settings.discord_token is None or not settings.discord_token.get_secret_value():
         raise MissingToken()
@@ -180,9 +239,56 @@ async def sync_once(docent: "Docent | None", settings: "Settings", guild_id: int
         await client.close()
 
 
+class DiscordPlatform:
+    """The Discord bot as one of `docent run`'s platforms (see connectors/run.py)."""
+
+    name = "discord"
+
+    def __init__(self, docent: "Docent", settings: "Settings") -> None:
+        self.docent = docent
+        self.settings = settings
+        self.token = _token(settings)
+        self.client: DocentClient | None = None
+        self._gateway: asyncio.Task | None = None
+
+    async def start(self, on_fatal) -> None:
+        self.client = build_client(self.docent, self.settings, sync_dev_guild=True)
+        await self.client.login(self.token)  # REST: a bad token fails here, before anything is served
+        self._gateway = asyncio.create_task(self.client.connect(reconnect=True), name="discord-gateway")
+
+        def ended(task: asyncio.Task) -> None:
+            # connect() only returns or raises for good (bad intents, closed): the process must stop.
+            if not task.cancelled() and (task.exception() is not None or not self.client.is_closed()):
+                on_fatal(task.exception() or RuntimeError("the Discord gateway connection ended"))
+
+        self._gateway.add_done_callback(ended)
+
+    def is_connected(self) -> bool:
+        return self.client is not None and self.client.connection.up and not self.client.is_closed()
+
+    async def stop_intake(self) -> None:
+        # The gateway stays up while answers drain: their follow-ups go over REST, and an
+        # interaction that arrives meanwhile is still answered (Discord never redelivers one).
+        pass
+
+    async def drain(self, timeout_s: float) -> bool:
+        if self.client is None:
+            return True
+        return await self.client.in_flight.wait_idle(timeout_s)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client.connection.disconnected()
+        if self._gateway is not None:
+            try:
+                await asyncio.wait_for(self._gateway, 5)
+            except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
+                log.debug("discord gateway task ended with an error at close", exc_info=True)
+
+
 def run(docent: "Docent", settings: "Settings") -> None:
-    """`docent run discord`: connect to the gateway and serve until interrupted."""
-    token = _token(settings)
-    client = build_client(docent, settings, sync_dev_guild=True)
-    # log_handler=None: docent configures logging itself (and never logs the token).
-    client.run(token, log_handler=None)
+    """`docent run discord`: connect to the gateway and serve until SIGTERM / Ctrl-C."""
+    from connectors.run import run_platforms
+
+    run_platforms(docent, settings, [DiscordPlatform(docent, settings)])

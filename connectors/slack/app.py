@@ -1,18 +1,19 @@
 """Wiring: a Bolt `App` around `SlackConnector`, served over Socket Mode (default) or HTTP.
 
-HTTP mode (`run_http`) is for several replicas behind a load balancer: every replica serves the
-same signature-verified endpoint and the shared dedupe store makes each event answered once.
+Socket Mode runs on slack_sdk's asyncio client (connectors/slack/socket_mode.py) in `docent run`'s
+event loop; HTTP mode (`SlackHttpPlatform`) is for several replicas behind a load balancer: every
+replica serves the same signature-verified endpoint and the shared dedupe store makes each event
+answered once. Both are platforms of connectors/run.py (ops endpoint, graceful shutdown).
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import re
 import secrets
-import signal
 import socketserver
-import sys
 import threading
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -25,6 +26,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot.metrics import PlatformConnection
 from connectors.slack import blocks
 from connectors.slack.connector import SlackConnector
 from connectors.slack.http_body import BodyRefused, read_body
@@ -32,7 +34,6 @@ from connectors.slack.http_body import BodyRefused, read_body
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-SHUTDOWN_DRAIN_S = 25.0
 # Slack's events, commands and interactions are a few KB; Bolt never sees a body over this.
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -98,19 +99,60 @@ def build_app(
     return app
 
 
-def run_socket_mode(docent, settings) -> None:
-    """Connect to Slack over Socket Mode (needs SLACK_APP_TOKEN, an xapp- token) and block."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
+def require_credentials(settings, *, http: bool) -> None:
+    """Raise SlackSetupError naming the token or secret the chosen mode lacks."""
+    _secret(settings.slack_bot_token, "SLACK_BOT_TOKEN")
+    if http:
+        _secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
+    else:
+        _secret(settings.slack_app_token, "SLACK_APP_TOKEN")
 
-    app_token = _secret(settings.slack_app_token, "SLACK_APP_TOKEN")
-    app = build_app(docent, settings)
-    handler = SocketModeHandler(app, app_token)
-    _exit_on_sigterm()
-    try:
-        handler.start()
-    finally:
-        handler.close()
-        app.docent_connector.close(drain_s=SHUTDOWN_DRAIN_S)  # type: ignore[attr-defined]
+
+class SlackSocketModePlatform:
+    """Slack over Socket Mode (needs SLACK_APP_TOKEN, an xapp- token) as a `docent run` platform."""
+
+    name = "slack"
+
+    def __init__(self, docent, settings, *, answer_workers: int = 8) -> None:
+        self.docent = docent
+        self.settings = settings
+        self.app_token = _secret(settings.slack_app_token, "SLACK_APP_TOKEN")
+        _secret(settings.slack_bot_token, "SLACK_BOT_TOKEN")
+        self.answer_workers = answer_workers
+        self.app: App | None = None
+        self.bridge = None
+
+    async def start(self, on_fatal) -> None:
+        from connectors.slack.socket_mode import SocketModeBridge
+
+        # auth.test in the constructor: a bad token fails here, before anything is served.
+        self.app = await asyncio.to_thread(build_app, self.docent, self.settings, answer_workers=self.answer_workers)
+        self.bridge = SocketModeBridge(self.app, self.app_token, api_url=self.settings.slack_api_url)
+        await self.bridge.start()
+
+    def is_connected(self) -> bool:
+        return self.bridge is not None and self.bridge.connected()
+
+    async def stop_intake(self) -> None:
+        if self.bridge is not None:
+            await self.bridge.stop()
+
+    async def drain(self, timeout_s: float) -> bool:
+        # Events already acked won't be redelivered: let their answers finish.
+        if self.app is None:
+            return True
+        return await asyncio.to_thread(self.app.docent_connector.wait_idle, timeout_s)  # type: ignore[attr-defined]
+
+    async def close(self) -> None:
+        if self.app is not None:
+            self.app.docent_connector.close()  # type: ignore[attr-defined]
+
+
+def run_socket_mode(docent, settings) -> None:
+    """`docent run slack`: connect over Socket Mode and serve until SIGTERM / Ctrl-C."""
+    from connectors.run import run_platforms
+
+    run_platforms(docent, settings, [SlackSocketModePlatform(docent, settings)])
 
 
 class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
@@ -164,23 +206,53 @@ def make_http_server(app: App, host: str = "0.0.0.0", port: int = 3000, path: st
     return make_server(host, port, _wsgi(app, path), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
 
 
+class SlackHttpPlatform:
+    """Slack's Events API over HTTP (needs SLACK_SIGNING_SECRET) as a `docent run` platform."""
+
+    name = "slack"
+
+    def __init__(self, docent, settings, port: int = 3000, *, host: str = "0.0.0.0", answer_workers: int = 8) -> None:
+        _secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
+        self.docent = docent
+        self.settings = settings
+        self.port = port
+        self.host = host
+        self.answer_workers = answer_workers
+        self.app: App | None = None
+        self.server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self.connection = PlatformConnection("slack", probe=self.is_connected)
+
+    async def start(self, on_fatal) -> None:
+        self.app = await asyncio.to_thread(build_app, self.docent, self.settings, answer_workers=self.answer_workers)
+        self.server = make_http_server(self.app, self.host, self.port)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="slack-http", daemon=True)
+        self._thread.start()
+        self.connection.connected()
+        log.info("docent Slack events endpoint on http://%s:%d%s", self.host, self.server.server_port, EVENTS_PATH)
+
+    def is_connected(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    async def stop_intake(self) -> None:
+        if self.server is not None:
+            await asyncio.to_thread(self.server.shutdown)
+            self.server.server_close()
+
+    async def drain(self, timeout_s: float) -> bool:
+        if self.app is None:
+            return True
+        return await asyncio.to_thread(self.app.docent_connector.wait_idle, timeout_s)  # type: ignore[attr-defined]
+
+    async def close(self) -> None:
+        if self.app is not None:
+            self.app.docent_connector.close()  # type: ignore[attr-defined]
+
+
 def run_http(docent, settings, port: int = 3000, *, host: str = "0.0.0.0", answer_workers: int = 8) -> None:
     """Serve the Events API, slash command and interactivity at http://host:port/slack/events
-    (signature-verified; GET /healthz for load balancers) and block."""
-    _secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
-    app = build_app(docent, settings, answer_workers=answer_workers)
-    server = make_http_server(app, host, port)
-    log.info("docent Slack events endpoint on http://%s:%d%s", host, server.server_port, EVENTS_PATH)
-    _exit_on_sigterm()
-    try:
-        server.serve_forever(poll_interval=0.2)
-    finally:
-        server.server_close()
-        # Answers already acknowledged to Slack won't be redelivered: let them finish.
-        app.docent_connector.close(drain_s=SHUTDOWN_DRAIN_S)  # type: ignore[attr-defined]
+    (signature-verified; GET /healthz for load balancers) until SIGTERM / Ctrl-C."""
+    from connectors.run import run_platforms
 
-
-def _exit_on_sigterm() -> None:
-    """Turn SIGTERM (container stop, Procfile restart) into a normal exit so `finally` drains."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    run_platforms(docent, settings, [SlackHttpPlatform(docent, settings, port, host=host, answer_workers=answer_workers)])

@@ -16,7 +16,7 @@ from sqlmodel import select
 from admin.types import Actor
 from bot.core import Docent
 from connectors.slack import blocks
-from connectors.slack.app import build_app, make_http_server, make_web_client
+from connectors.slack.app import make_http_server, make_web_client
 from knowledge.types import Scope
 from tests.fakes.chat_model import FakeChatModel
 from tests.fakes.slack_api import (
@@ -27,7 +27,6 @@ from tests.fakes.slack_api import (
     TEAM_ID,
     FakeFile,
     FakeSlackApi,
-    SlackBotHarness,
     command_fields,
     event_body,
     interaction_fields,
@@ -335,32 +334,6 @@ def test_slack_429_is_retried_after_retry_after(bot, slack):
     assert first.params == second.params  # the same placeholder, sent again
     assert second.at - first.at >= 1.0  # waited for Retry-After
     assert len(slack.thread_messages("C0GENERAL", "1700001500.000100")) == 1
-
-
-# --- Socket Mode: same handlers, no signatures ---------------------------------------------------------
-def test_socket_mode_requests_are_acked_and_answered_once(docent, settings, slack):
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-    from slack_sdk.socket_mode.request import SocketModeRequest
-
-    _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
-    cfg = settings.model_copy(update={"slack_api_url": slack.api_url, "slack_bot_token": SecretStr(BOT_TOKEN),
-                                      "slack_app_token": SecretStr("xapp-test")})
-    app = build_app(docent, cfg, client=make_web_client(cfg))
-    handler = SocketModeHandler(app, "xapp-test")  # never started: no websocket in tests
-    acks = []
-    handler.client.send_socket_mode_response = acks.append
-    body = event_body(mention_event("How many vacation days does every employee receive?", ts="1700001600.000100"))
-    try:
-        for attempt in range(2):  # a reconnect replays the same envelope's event
-            handler.handle(handler.client, SocketModeRequest(type="events_api", envelope_id=f"env-{attempt}",
-                                                             payload=body, retry_attempt=attempt))
-        assert [a.envelope_id for a in acks] == ["env-0", "env-1"]
-        answer_ts = SlackBotHarness("", app, slack).answer_for("1700001600.000100")
-        assert "*Sources*" in _section_texts(answer_ts)
-        assert app.docent_connector.wait_idle(60)
-        assert len(slack.thread_messages("C0GENERAL", "1700001600.000100")) == 1
-    finally:
-        app.docent_connector.close(drain_s=30)
 
 
 # --- streaming ---------------------------------------------------------------------------------------

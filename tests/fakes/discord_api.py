@@ -5,6 +5,12 @@ The real discord.py client talks to this server once `discord.http.Route.BASE` p
 callbacks, webhook follow-ups and edits, attachment downloads) and records every call so a test
 can assert what the bot sent. Replies are JSON with `Content-Type: application/json` exactly —
 with a charset suffix discord.py would treat the body as text (see FACTS.md).
+
+It also serves a minimal gateway at `/gateway` (what `GET /gateway/bot` points to): HELLO,
+heartbeat acks, READY after IDENTIFY, RESUMED after RESUME, and `dispatch(event, data)` to send
+INTERACTION_CREATE / MESSAGE_CREATE the way Discord does — for a client run as users run it.
+`ThreadedFakeDiscord` runs the whole fake on its own loop in a thread (for sync tests and bots in
+subprocesses).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,8 +77,10 @@ class FakeDiscordAPI:
         self.bytes_sent: dict[str, int] = {}  # streamed path → bytes written before it ended
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
-        self._changed = asyncio.Condition()
+        self._changed: asyncio.Condition | None = None  # made in the serving loop by start()
         self.messages: dict[str, dict] = {}  # message id → latest message object
+        self.gateway_sessions: list[web.WebSocketResponse] = []  # identified (or resumed) sessions
+        self._sequence = itertools.count(1)
 
     # --- lifecycle ----------------------------------------------------------------------
     @property
@@ -83,7 +92,9 @@ class FakeDiscordAPI:
         return self.base_url + API_VERSION_PATH
 
     async def start(self) -> "FakeDiscordAPI":
+        self._changed = asyncio.Condition()
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/files/{name:.*}", self._serve_file)
         app.router.add_route("*", API_VERSION_PATH + "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
@@ -94,9 +105,49 @@ class FakeDiscordAPI:
         return self
 
     async def stop(self) -> None:
+        for ws in self.gateway_sessions:
+            await ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    # --- the gateway ------------------------------------------------------------------------
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        async for message in ws:
+            frame = json.loads(message.data)
+            op = frame.get("op")
+            if op == 1:  # heartbeat
+                await ws.send_str(json.dumps({"op": 11}))
+            elif op == 2:  # identify
+                await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": next(self._sequence), "d": {
+                    "v": 10, "user": _user(BOT_USER_ID, "docent", bot=True), "guilds": [],
+                    "session_id": "fake-session", "resume_gateway_url": self.gateway_url,
+                    "application": {"id": str(APPLICATION_ID), "flags": 0}, "shard": [0, 1],
+                }}))
+                await self._identified(ws)
+            elif op == 6:  # resume
+                await ws.send_str(json.dumps({"op": 0, "t": "RESUMED", "s": next(self._sequence), "d": {}}))
+                await self._identified(ws)
+        if ws in self.gateway_sessions:
+            self.gateway_sessions.remove(ws)
+        return ws
+
+    async def _identified(self, ws: web.WebSocketResponse) -> None:
+        self.gateway_sessions.append(ws)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def dispatch(self, event: str, data: dict) -> None:
+        """Send one gateway DISPATCH (e.g. "INTERACTION_CREATE") to the newest identified session."""
+        await self.wait_for(lambda: bool(self.gateway_sessions))
+        await self.gateway_sessions[-1].send_str(json.dumps({"op": 0, "t": event, "s": next(self._sequence), "d": data}))
 
     # --- attachment downloads -----------------------------------------------------------
     def add_file(self, name: str, data: bytes) -> str:
@@ -187,7 +238,7 @@ class FakeDiscordAPI:
         if path == "/gateway/bot":
             return _json(
                 {
-                    "url": "ws://127.0.0.1:9/",
+                    "url": self.gateway_url,
                     "shards": 1,
                     "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1},
                 }
@@ -562,3 +613,34 @@ class DiscordHarness:
 
         await self.api.wait_for(lambda: final() is not None, timeout)
         return final()  # type: ignore[return-value]
+
+
+class ThreadedFakeDiscord:
+    """`with ThreadedFakeDiscord() as discord:` — a `FakeDiscordAPI` on its own event loop in a
+    thread; `discord.api` is the fake, `discord.call(coro)` runs a coroutine on its loop."""
+
+    def __init__(self) -> None:
+        self.api = FakeDiscordAPI()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-discord", daemon=True)
+
+    def call(self, coro, timeout_s: float = 30.0):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s)
+
+    def __enter__(self) -> "ThreadedFakeDiscord":
+        self._thread.start()
+        self.call(self.api.start())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.call(self.api.stop(), timeout_s=10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+    def dispatch(self, event: str, data: dict) -> None:
+        self.call(self.api.dispatch(event, data))
+
+    def wait_for(self, predicate, timeout_s: float = 20.0) -> None:
+        self.call(self.api.wait_for(predicate, timeout_s), timeout_s + 5)

@@ -4,6 +4,8 @@ Serves the handful of methods docent calls (auth.test, chat.postMessage, chat.up
 chat.postEphemeral, reactions.add, conversations.replies, users.info, files.info), the file
 download URL (checks the bot token), response_url posts, and scriptable 429s with Retry-After.
 Every call is recorded; `GET /_calls` returns them as JSON so other processes can be counted.
+With `socket_mode=` (a `tests.fakes.slack_socket_mode.FakeSocketMode`) it also answers
+`apps.connections.open` for the app token with that server's websocket URLs.
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ class FakeSlackState:
 class FakeSlackApi:
     """Start with `with FakeSlackApi() as slack:`; `slack.api_url` goes into settings.slack_api_url."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, socket_mode=None):
+        self.socket_mode = socket_mode
         self.state = FakeSlackState()
         self._lock = threading.RLock()  # wait_for predicates may read state under the lock
         self._ts = itertools.count(1)
@@ -190,9 +193,20 @@ class FakeSlackApi:
             if failure and failure[0] > 0:
                 failure[0] -= 1
                 return 200, {}, {"ok": False, "error": failure[1]}
+            if method == "apps.connections.open":
+                return 200, {}, self._connections_open(authorization)
             if method != "auth.test" and authorization != f"Bearer {BOT_TOKEN}":
                 return 200, {}, {"ok": False, "error": "invalid_auth"}
             return 200, {}, self._answer(method, params)
+
+    def _connections_open(self, authorization: str | None) -> dict:
+        from tests.fakes.slack_socket_mode import APP_TOKEN
+
+        if self.socket_mode is None:
+            return {"ok": False, "error": "not_allowed_token_type"}
+        if authorization != f"Bearer {APP_TOKEN}":
+            return {"ok": False, "error": "invalid_auth"}
+        return {"ok": True, "url": self.socket_mode.new_url()}
 
     def _answer(self, method: str, p: dict) -> dict:
         # Called with the lock held.

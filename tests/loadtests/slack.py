@@ -229,6 +229,7 @@ def _spawn_bot(port: int, fake, data_dir: Path, *, extra_env: dict[str, str]) ->
         "DOCENT_RATE_LIMIT_CHANNEL": "100000/minute",
         "DOCENT_RATE_LIMIT_WORKSPACE": "100000/hour",
         "DOCENT_LLM_TIMEOUT_S": "600",
+        "DOCENT_OPS_PORT": "0",  # several bots on one host: each its own free ops port
         "PYTHONPATH": str(PROJECT_ROOT),
     }
     for var in ("ANTHROPIC_API_KEY", "DATABASE_URL", "QDRANT_URL", "REDIS_URL"):
