@@ -216,7 +216,9 @@ def evaluate_beir_configs(
         index = chunk_counter.get(owner, 0)
         chunk_counter[owner] = index + 1
         chunks.append(
-            Chunk(doc_id=owner, title=data.corpus[owner][0], source=owner, text=text, chunk_index=index,
+            # The passage text already starts with the title: an empty `title` keeps the indexed
+            # text (BM25 over title + headings + text) the passage itself, as the vectors are.
+            Chunk(doc_id=owner, title="", source=owner, text=text, chunk_index=index,
                   page=None, heading_path=(), scope=EVAL_SCOPE, content_hash=data.corpus_hash[:16],
                   ingested_at=0.0)
         )

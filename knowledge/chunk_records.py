@@ -134,3 +134,24 @@ def documents_from_payloads(payloads: Iterable[dict]) -> list[dict]:
         if page is not None and (entry["pages"] is None or page > entry["pages"]):
             entry["pages"] = int(page)
     return sorted(docs.values(), key=lambda d: (d["title"] or "", d["doc_id"]))
+
+
+# The title/heading prefix added to a chunk is cut to this many characters so it can't crowd the
+# chunk itself out of the model's 256-piece window.
+CONTEXT_PREFIX_MAX_CHARS = 160
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What is indexed for a chunk — by the embedding model and by BM25: title and heading path
+    as context, then the text.
+
+    The context helps retrieval ("vacation policy" finds a chunk under that heading whose text
+    never says it; "q3 apple" finds the pages of "2023 Q3 AAPL.pdf"); the chunk's own `text`
+    stays clean for citation.
+    """
+    context = [chunk.title] if chunk.title else []
+    context += [h for h in chunk.heading_path if h != chunk.title]
+    prefix = " › ".join(context)
+    if len(prefix) > CONTEXT_PREFIX_MAX_CHARS:
+        prefix = prefix[:CONTEXT_PREFIX_MAX_CHARS].rsplit(" ", 1)[0] + " …"
+    return f"{prefix}\n\n{chunk.text}" if prefix else chunk.text

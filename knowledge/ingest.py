@@ -25,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from knowledge.chunk_records import embedding_text
 from knowledge.chunking import chunk_document
 from knowledge.embeddings import Embedder, as_embedder
 from knowledge.loaders import PdfLimits, check_size, load_document
@@ -51,9 +52,6 @@ class VersionPublisher(Protocol):
 EMBED_BATCH = 128
 # `ingest_many` embeds once this many chunks (from one or more documents) are waiting.
 MANY_BATCH_CHUNKS = 256
-# The title/heading prefix added to a chunk for embedding is cut to this many characters so it
-# can't crowd the chunk itself out of the model's 256-piece window.
-_CONTEXT_PREFIX_MAX_CHARS = 160
 
 
 class KnowledgeBase:
@@ -295,20 +293,6 @@ class KnowledgeBase:
             replaced=replaced,
             warnings=doc.warnings,
         )
-
-
-def embedding_text(chunk: Chunk) -> str:
-    """What the model embeds for a chunk: title and heading path as context, then the text.
-
-    The context helps retrieval ("vacation policy" finds a chunk under that heading whose text
-    never says it); the chunk's own `text` stays clean for citation.
-    """
-    context = [chunk.title] if chunk.title else []
-    context += [h for h in chunk.heading_path if h != chunk.title]
-    prefix = " › ".join(context)
-    if len(prefix) > _CONTEXT_PREFIX_MAX_CHARS:
-        prefix = prefix[: _CONTEXT_PREFIX_MAX_CHARS].rsplit(" ", 1)[0] + " …"
-    return f"{prefix}\n\n{chunk.text}" if prefix else chunk.text
 
 
 __all__ = ["KnowledgeBase", "VersionPublisher", "embedding_text", "ProgressCallback", "EMBED_BATCH", "MANY_BATCH_CHUNKS"]

@@ -49,6 +49,7 @@ from knowledge.chunk_records import (
     VERSION_FIELDS,
     StoredVersion,
     documents_from_payloads,
+    embedding_text,
     newest_hash,
     point_id,
     point_payload,
@@ -320,7 +321,7 @@ class ChunkStore:
         if len(chunks) and dense.shape[1] != self.dim:
             raise ValueError(f"vectors have {dense.shape[1]} dimensions, the store {self.dim}")
         points = [
-            PointData(point_id(chunk, version), vector.tolist(), sparse.document_vector(chunk.text),
+            PointData(point_id(chunk, version), vector.tolist(), sparse.document_vector(embedding_text(chunk)),
                       point_payload(chunk, version, state))
             for chunk, vector in zip(chunks, dense)
         ]

@@ -14,6 +14,7 @@ strict UTF-8 → charset-normalizer; Markdown: front matter, ATX headings, fence
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import PurePath
 
 from knowledge.loaders.docx import MAX_DOCX_COMPRESSION_RATIO, MAX_DOCX_ENTRIES, MAX_DOCX_UNCOMPRESSED_BYTES, load_docx
@@ -50,7 +51,7 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(
 
 # Bump when loading or chunking changes what a document turns into: it is mixed into
 # `content_hash`, so the next upload of an unchanged file re-ingests with the new code.
-PIPELINE_VERSION = "loaders-2/chunking-1"
+PIPELINE_VERSION = "loaders-3/chunking-1"
 
 # Magic bytes of formats people upload by mistake under a text or office name.
 _BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -69,6 +70,8 @@ _BINARY_MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 # Titles some tools write into every file's metadata: not a real title.
+# A real title has at least one word of three letters or more.
+_NAME_WORD = re.compile(r"[^\W\d_]{3,}")
 _PLACEHOLDER_TITLES = {
     "", "untitled", "untitled document", "untitled spreadsheet", "word document", "document",
     "microsoft word document", "title", "no title", "(anonymous)",
@@ -159,6 +162,10 @@ def _usable_title(title: object) -> str | None:
     if title.lower().startswith("microsoft word - "):  # Word's PDF printer prefixes the file name
         title = PurePath(title[len("microsoft word - "):]).stem
     if title.lower() in _PLACEHOLDER_TITLES:
+        return None
+    if not _NAME_WORD.search(title):
+        # "0000320193-22-000070" (an EDGAR accession number), "IMG_2041", "12/03": an identifier,
+        # not a name a reader would recognise; the file name says more.
         return None
     return title[:300]
 
