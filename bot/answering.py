@@ -37,7 +37,7 @@ from knowledge.chain import (
     renumber_citations,
     system_prompt,
 )
-from knowledge.extractive import GATED_MIN_COVERAGE, ExtractiveChatModel
+from knowledge.extractive import ExtractiveChatModel
 from knowledge.extractive import MODEL_NAME as EXTRACTIVE_MODEL
 from knowledge.types import Hit
 
@@ -164,7 +164,7 @@ class AnswerEngine:
     ) -> None:
         self._settings = settings
         self._model = chat_model if chat_model is not None else make_chat_model(settings)
-        self._fallback = ExtractiveChatModel(min_coverage=GATED_MIN_COVERAGE)
+        self._fallback = ExtractiveChatModel()
         self._sleep = sleep
 
     @property

@@ -20,7 +20,7 @@ import anthropic
 import httpx
 from langchain_core.language_models import BaseChatModel
 
-from knowledge.extractive import GATED_MIN_COVERAGE, ExtractiveChatModel
+from knowledge.extractive import ExtractiveChatModel
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -49,7 +49,7 @@ BACKOFF_CAP_S = 8.0
 def make_chat_model(settings: Settings) -> BaseChatModel:
     """Claude when an API key is configured, else the free offline extractive model."""
     if settings.anthropic_api_key is None or not settings.anthropic_api_key.get_secret_value():
-        return ExtractiveChatModel(min_coverage=GATED_MIN_COVERAGE)
+        return ExtractiveChatModel()
     from langchain_anthropic import ChatAnthropic
 
     return ChatAnthropic(
