@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 import anthropic
 import httpx
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
 
+from knowledge.chain import ABSTAIN_TOOL
 from knowledge.extractive import ExtractiveChatModel
 
 if TYPE_CHECKING:
@@ -63,6 +65,18 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
         # streams. Setting it to False would make langchain-core refuse to stream at all.
         stream_usage=True,
     )
+
+
+def with_abstain_tool(chat_model: BaseChatModel) -> Runnable | None:
+    """`chat_model` with docent's "not in the documents" tool bound (`knowledge.chain.ABSTAIN_TOOL`,
+    tool choice auto: it may answer or call it), or None for a model that takes no tools — the
+    offline extractive one, which never needs it (the gate has decided before it is called)."""
+    if isinstance(chat_model, ExtractiveChatModel):
+        return None
+    try:
+        return chat_model.bind_tools([ABSTAIN_TOOL], tool_choice="auto")
+    except NotImplementedError:  # BaseChatModel's default: a model without tool calling
+        return None
 
 
 def model_name_of(chat_model: BaseChatModel) -> str:
