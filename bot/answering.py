@@ -5,6 +5,10 @@ Claude (our retry policy) `with_fallbacks` the extractive model — runs it, str
 to the caller through a callback, keeps only the sources the answer cites (renumbered 1..m) and
 accounts tokens, cost and latency. It also prices the worst case of an exact prompt, which the
 core reserves against the caps in `before_model`, right before the model is called.
+
+Claude has one tool, `not_in_documents` (knowledge.chain.ABSTAIN_TOOL): calling it is its
+structured "the documents don't answer this", which becomes an abstention draft (`abstention`
+set, still billed). The extractive fallback has no tool: behind the gate it always answers.
 """
 
 from __future__ import annotations
@@ -23,21 +27,31 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 
 from bot import metrics
-from bot.llm import call_with_retries, is_spend_limit, is_timeout, make_chat_model, model_name_of
+from bot.llm import (
+    call_with_retries,
+    is_spend_limit,
+    is_timeout,
+    make_chat_model,
+    model_name_of,
+    with_abstain_tool,
+)
 from bot.pricing import cost_usd, max_cost_usd
 from bot.types import PriorTurn, Source, Usage
 from knowledge.chain import (
+    ABSTAIN_TOOL_NAME,
+    Abstention,
     AnswerRequest,
     ChainResult,
     Prompt,
     StaticHits,
+    abstention_of,
     build_answer_chain,
     cite_in_first_appearance_order,
     parse_citations,
     renumber_citations,
     system_prompt,
 )
-from knowledge.extractive import GATED_MIN_COVERAGE, ExtractiveChatModel
+from knowledge.extractive import ExtractiveChatModel
 from knowledge.extractive import MODEL_NAME as EXTRACTIVE_MODEL
 from knowledge.types import Hit
 
@@ -48,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 FALLBACK_NOTICE = "Claude is unavailable right now, so this answer was extracted directly from the documents."
 UNCITED_SOURCES_SHOWN = 3
+RELATED_SHOWN = 3  # closest passages offered with an abstention, one per document
 SNIPPET_CHARS = 200
 # Role and message framing per message on top of its text, and the request's own framing.
 _TOKENS_PER_MESSAGE = 16
@@ -67,6 +82,14 @@ class DraftAnswer:
     generated: bool = True  # False: the gate found the documents don't answer; no model was called
     hits: tuple[Hit, ...] = ()  # what retrieval found, best first
     answerability: Any = None  # the gate's verdict (knowledge.answerability.Answerability)
+    # Set when the model reported "not in the documents" through its tool: no answer text, but
+    # the call was made (and billed: `usage`).
+    abstention: Abstention | None = None
+
+    @property
+    def abstained(self) -> bool:
+        """The gate or the model found that the documents don't answer (an uncited answer aside)."""
+        return not self.generated or self.abstention is not None
 
 
 def history_pairs(history: Sequence[PriorTurn]) -> list[tuple[str, str]]:
@@ -104,6 +127,15 @@ def source_from_hit(n: int, hit: Hit) -> Source:
     )
 
 
+def related_sources(hits: Sequence[Hit], limit: int = RELATED_SHOWN) -> tuple[Source, ...]:
+    """The closest passages, best first and one per document, offered beside an abstention as
+    "related, not an answer"."""
+    best_per_doc: dict[str, Hit] = {}
+    for hit in hits:
+        best_per_doc.setdefault(hit.chunk.doc_id, hit)
+    return tuple(source_from_hit(n, hit) for n, hit in enumerate(list(best_per_doc.values())[:limit], start=1))
+
+
 def text_of(message: BaseMessage) -> str:
     content = message.content
     if isinstance(content, str):
@@ -124,7 +156,9 @@ class _StreamedText(BaseCallbackHandler):
     """Shows a streaming answer: collects the model's tokens and calls `show(text)` with the
     partial text, its citations already numbered as the final answer will number them
     (first-appearance numbering is stable as text grows). A new model run — a retry or the
-    fallback — starts the display over. A failing display never fails the answer."""
+    fallback — starts the display over. Once the model starts calling the abstention tool nothing
+    more is shown: the final render (an abstention) replaces what was. A failing display never
+    fails the answer."""
 
     def __init__(self, show: Callable[[str], None]):
         self._show = show
@@ -132,12 +166,20 @@ class _StreamedText(BaseCallbackHandler):
         self._text = ""
         self._shown = ""
         self.streamed = False
+        self.abstaining = False
 
     def on_chat_model_start(self, serialized: dict, messages: list, *, run_id: UUID, **kwargs: Any) -> None:
         self._text = ""
+        self.abstaining = False
 
     def on_llm_new_token(self, token: Any, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
-        piece = text_of(chunk.message) if chunk is not None and hasattr(chunk, "message") else str(token or "")
+        message = getattr(chunk, "message", None)
+        # The tool call's first chunk names the tool; its arguments follow as JSON pieces.
+        if any(c.get("name") == ABSTAIN_TOOL_NAME for c in getattr(message, "tool_call_chunks", None) or ()):
+            self.abstaining = True
+        if self.abstaining:
+            return
+        piece = text_of(message) if message is not None else str(token or "")
         if not piece:
             return
         self._text += piece
@@ -164,7 +206,10 @@ class AnswerEngine:
     ) -> None:
         self._settings = settings
         self._model = chat_model if chat_model is not None else make_chat_model(settings)
-        self._fallback = ExtractiveChatModel(min_coverage=GATED_MIN_COVERAGE)
+        tooled = with_abstain_tool(self._model)
+        self._abstain_tool = tooled is not None
+        self._primary = tooled if tooled is not None else self._model
+        self._fallback = ExtractiveChatModel()
         self._sleep = sleep
 
     @property
@@ -177,7 +222,7 @@ class AnswerEngine:
 
     def system_prompt(self, canary: str | None = None) -> str:
         """The exact system prompt sent with this canary (the output guard checks for leaks of it)."""
-        return system_prompt(canary)
+        return system_prompt(canary, abstain_tool=self._abstain_tool)
 
     def worst_case_usd(self, prompt: Prompt) -> float:
         """The most this exact prompt can cost: every input token at the bound, plus a full
@@ -196,7 +241,7 @@ class AnswerEngine:
         stream: bool = False,
     ) -> Runnable:
         """The answer chain over `retriever` with this engine's model, retry policy and fallback."""
-        primary = self._model.bind(stream=True) if stream else self._model
+        primary = self._primary.bind(stream=True) if stream else self._primary
         fallback = None if self.is_offline else (self._fallback.bind(stream=True) if stream else self._fallback)
         max_retries = 0 if self.is_offline else self._settings.llm_max_retries
 
@@ -220,6 +265,7 @@ class AnswerEngine:
             before_model=before_model,
             context_token_budget=s.context_token_budget,
             history_token_budget=s.history_token_budget,
+            abstain_tool=self._abstain_tool,
         )
 
     def answer(
@@ -280,6 +326,10 @@ class AnswerEngine:
             cost_usd=cost_usd(model, input_tokens, output_tokens),
             latency_ms=latency_ms,
         )
+        abstention = None if fell_back else abstention_of(message)
+        if abstention is not None:
+            # Whatever text came before the call is not an answer; the caller renders an abstention.
+            return DraftAnswer("", (), usage, cited=False, hits=result.hits, abstention=abstention)
         raw = text_of(message)
         n_sources = prompt.n_sources
         if streamed is not None:

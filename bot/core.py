@@ -20,7 +20,7 @@ from sqlalchemy import text
 from admin.db import Database
 from admin.operations import AdminOperations
 from bot import metrics
-from bot.answering import AnswerEngine
+from bot.answering import AnswerEngine, DraftAnswer, related_sources
 from bot.guards.injection import DocumentScanner, default_detector, is_flagged
 from bot.guards.output import StreamedOutputCheck, check_output, make_canary
 from bot.guards.pipeline import GuardPipeline, RequestLifecycle
@@ -195,10 +195,10 @@ class Docent:
             gate=self.answerability.score, before_model=before_model,
         )
         score = draft.answerability.score if draft.answerability is not None else None
-        if not draft.generated:
-            return Answer(text=NO_ANSWER, sources=(), outcome=Outcome.abstained, usage=draft.usage, notices=notices,
-                          answerability=score)
-        request.settle(draft.usage)
+        if draft.generated:
+            request.settle(draft.usage)  # a model was called: billed even if it abstained
+        if draft.abstained:
+            return self._abstention(draft, notices, score)
 
         verdict = check_output(
             draft.text,
@@ -210,7 +210,8 @@ class Docent:
             log.warning("answer withheld for request %s: %s", request.request_id, ", ".join(verdict.reasons))
             return Answer(text=WITHHELD, sources=(), outcome=Outcome.blocked, usage=draft.usage)
         # An answer that cites nothing is the model saying the sources don't answer: an abstention,
-        # shown without a sources list that would look like support.
+        # shown without a sources list that would look like support (the closest passages are
+        # offered as related instead).
         return Answer(
             text=verdict.text,
             sources=draft.sources if draft.cited else (),
@@ -218,7 +219,15 @@ class Docent:
             usage=draft.usage,
             notices=notices + draft.notices,
             answerability=score,
+            related=() if draft.cited else related_sources(draft.hits),
         )
+
+    @staticmethod
+    def _abstention(draft: DraftAnswer, notices: tuple[str, ...], score: float | None) -> Answer:
+        """The one abstention docent gives, whether the gate decided before any model call or the
+        model reported it through its tool: NO_ANSWER, and the closest passages as related."""
+        return Answer(text=NO_ANSWER, sources=(), outcome=Outcome.abstained, usage=draft.usage, notices=notices,
+                      answerability=score, related=related_sources(draft.hits))
 
     @staticmethod
     def _refusal(outcome: Outcome, text: str, *, retry_after_s: float | None = None) -> Answer:

@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 import anthropic
 import httpx
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
 
-from knowledge.extractive import GATED_MIN_COVERAGE, ExtractiveChatModel
+from knowledge.chain import ABSTAIN_TOOL
+from knowledge.extractive import ExtractiveChatModel
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -49,7 +51,7 @@ BACKOFF_CAP_S = 8.0
 def make_chat_model(settings: Settings) -> BaseChatModel:
     """Claude when an API key is configured, else the free offline extractive model."""
     if settings.anthropic_api_key is None or not settings.anthropic_api_key.get_secret_value():
-        return ExtractiveChatModel(min_coverage=GATED_MIN_COVERAGE)
+        return ExtractiveChatModel()
     from langchain_anthropic import ChatAnthropic
 
     return ChatAnthropic(
@@ -63,6 +65,18 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
         # streams. Setting it to False would make langchain-core refuse to stream at all.
         stream_usage=True,
     )
+
+
+def with_abstain_tool(chat_model: BaseChatModel) -> Runnable | None:
+    """`chat_model` with docent's "not in the documents" tool bound (`knowledge.chain.ABSTAIN_TOOL`,
+    tool choice auto: it may answer or call it), or None for a model that takes no tools — the
+    offline extractive one, which never needs it (the gate has decided before it is called)."""
+    if isinstance(chat_model, ExtractiveChatModel):
+        return None
+    try:
+        return chat_model.bind_tools([ABSTAIN_TOOL], tool_choice="auto")
+    except NotImplementedError:  # BaseChatModel's default: a model without tool calling
+        return None
 
 
 def model_name_of(chat_model: BaseChatModel) -> str:

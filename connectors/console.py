@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.markdown import Markdown
 from rich.panel import Panel
 from rich.table import Table
@@ -56,6 +57,11 @@ def render_answer(console: Console, answer: Answer) -> None:
             where = ", ".join(x for x in (f"p. {s.page}" if s.page else "", s.section) if x)
             table.add_row(f"[{s.n}]", s.title + (f"  {s.url}" if s.url else ""), where)
         console.print(table)
+    if answer.related:
+        console.print("[bold]Related, not an answer:[/]")
+        for s in answer.related:
+            console.print(f"  • {escape(s.label)}{f'  {escape(s.url)}' if s.url else ''}", highlight=False)
+            console.print(f"    [dim]{escape(s.snippet)}[/]", highlight=False)
     u = answer.usage
     console.print(
         f"[dim]{u.model} · {u.input_tokens} in / {u.output_tokens} out · ${u.cost_usd:.5f} · "

@@ -1,5 +1,10 @@
 """The offline answerer: picks the source sentences that best answer the question.
 
+A multi-part question ("what is the meal allowance, and how long do I have to claim?") is
+answered part by part (knowledge/question_parts.py), and the answer ends with one plain sentence
+naming the parts no passage covers. It never refuses on its own: whether the documents answer
+at all is decided before it is called, by the answerability gate, the same for every model.
+
 Used when no ANTHROPIC_API_KEY is set and as the fallback when Claude is unavailable. It is a
 real LangChain chat model, so it drops into the same chain (invoke and stream) as ChatAnthropic.
 It reads the question and sources from the prompt `knowledge.chain.build_messages` wrote.
@@ -18,21 +23,32 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
+from knowledge import answer_types
 from knowledge.chain import PromptSource, approx_tokens, parse_prompt
+from knowledge.question_parts import QuestionPart, SplitQuestion, indirect, split_question
 from knowledge.text import content_terms, looks_like_heading, plain_text, split_sentences
 
 MODEL_NAME = "extractive"
 INTRO = "According to the documents:"
-ABSTAIN_TEXT = "The documents don't seem to answer this question."
+# Only when there is nothing to quote (no sources, or none with a sentence): whether the
+# documents answer at all is the answerability gate's decision, made before this model is called.
+ABSTAIN_TEXT = "I couldn't find anything in the documents about this."
 
-MAX_SENTENCES = 3
-MIN_COVERAGE = 0.25  # share of the question's (IDF-weighted) content words a sentence must cover
-# Behind docent's relevance gate the documents were already judged on topic, so a sentence needs
-# less word overlap to be worth quoting (paraphrased questions share few words with the answer).
-# Measured on eval/handbook_qa.jsonl: false abstentions 23% at 0.25, 3% at 0.15.
-GATED_MIN_COVERAGE = 0.15
+MAX_SENTENCES = 3  # for a one-part question
+MAX_SENTENCES_PER_PART = 2
+MAX_SENTENCES_MULTI = 4  # for all parts together: the answer stays short
 MIN_WORDS = 4
 MAX_SENTENCE_CHARS = 400
+# A part of a multi-part question counts as covered when its best sentence holds at least this
+# share of the part's own (IDF-weighted) words — less when the sentence also holds a value of the
+# kind the part asks for ("how long" → a duration), itself evidence. Lexical, so it only decides
+# which parts the answer names as not covered, never whether to answer.
+PART_MIN_COVERAGE = 0.5
+PART_MIN_COVERAGE_WITH_VALUE = 0.15  # as little as one topic word beside the value
+KIND_BONUS = 0.2  # a sentence holding the asked kind of value beats one that only shares words
+OTHER_TERMS_WEIGHT = 0.3  # the rest of the question ("them" in "until when can I use them")
+_EMPHASIS = re.compile(r"\*+|(?<!\w)_+|_+(?!\w)")  # "by **31 March**" holds a date
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -41,6 +57,14 @@ class Candidate:
     position: int  # sentence index within its source
     text: str
     terms: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Scored:
+    candidate: Candidate
+    score: float
+    coverage: float  # share of the part's own words it holds (or of the question's, for a part without any)
+    holds_kind: bool
 
 
 def _candidates(sources: Sequence[PromptSource]) -> list[Candidate]:
@@ -62,60 +86,142 @@ def _with_citation(sentence: str, n: int) -> str:
     return f"{sentence} [{n}]"
 
 
-def select_sentences(
-    question: str, sources: Sequence[PromptSource], min_coverage: float = MIN_COVERAGE
-) -> list[Candidate]:
-    """The few sentences that best cover the question, in reading order (source rank, position)."""
-    q_terms = set(content_terms(question))
-    candidates = _candidates(sources)
-    if not q_terms or not candidates:
-        return []
-    # IDF over sentences: a word in every sentence ("the company") says little about relevance.
-    n = len(candidates)
-    df = {t: sum(1 for c in candidates if t in c.terms) for t in q_terms}
-    # Words found nowhere weigh like the rarest found ones: they still count against coverage.
-    idf = {t: math.log(1 + n / max(df[t], 1)) for t in q_terms}
-    total = sum(idf.values())
+class _Weights:
+    """IDF over the candidate sentences: a word in every sentence ("the company") says little.
+    Words found nowhere weigh like the rarest found ones: they still count against coverage."""
 
-    def coverage(c: Candidate) -> float:
-        return sum(idf[t] for t in q_terms & c.terms) / total
+    def __init__(self, candidates: Sequence[Candidate], words: set[str]):
+        n = len(candidates)
+        self.idf = {t: math.log(1 + n / max(1, sum(1 for c in candidates if t in c.terms))) for t in words}
 
+    def coverage(self, words: frozenset[str], c: Candidate) -> float:
+        total = sum(self.idf[t] for t in words)
+        return sum(self.idf[t] for t in words & c.terms) / total if total else 0.0
+
+
+def _score_part(
+    part: QuestionPart, others: frozenset[str], candidates: Sequence[Candidate], weights: _Weights
+) -> list[Scored]:
+    own, context = (part.terms, others) if part.terms else (others, frozenset())
     scored = []
     for c in candidates:
-        cov = coverage(c)
-        if cov < min_coverage:
-            continue
-        # Source rank is a mild prior: the retriever's order is evidence too.
-        scored.append((cov + 0.08 / (1 + c.rank) - 0.002 * c.position, c))
+        coverage = weights.coverage(own, c)
+        holds_kind = part.kind is not None and answer_types.holds(_EMPHASIS.sub("", c.text), part.kind)
+        score = (
+            coverage
+            + OTHER_TERMS_WEIGHT * weights.coverage(context, c)
+            + (KIND_BONUS if holds_kind else 0.0)
+            # Source rank is a mild prior: the retriever's order is evidence too.
+            + 0.08 / (1 + c.rank)
+            - 0.002 * c.position
+        )
+        scored.append(Scored(c, score, coverage, holds_kind))
+    scored.sort(key=lambda s: s.score, reverse=True)
+    return scored
+
+
+def _pick(scored: Sequence[Scored], words: frozenset[str], limit: int, close: float = 0.6) -> list[Candidate]:
+    """The best sentence, then up to `limit - 1` more that score within `close` of it and add a
+    word of the question not covered yet (or nearly tie with the best); near-duplicates are skipped."""
     if not scored:
         return []
-    scored.sort(key=lambda sc: sc[0], reverse=True)
-    best = scored[0][0]
+    best = scored[0].score
     chosen: list[Candidate] = []
     covered: set[str] = set()
-    for score, c in scored:
-        if len(chosen) >= MAX_SENTENCES or score < 0.6 * best:
+    for s in scored:
+        c = s.candidate
+        if len(chosen) >= limit or s.score < close * best:
             break
-        # Skip near-duplicates and sentences that add no question word not already covered,
-        # unless it is one of the two strongest.
         if any(len(c.terms & o.terms) / max(1, len(c.terms | o.terms)) > 0.6 for o in chosen):
             continue
-        new = (q_terms & c.terms) - covered
-        if chosen and not new and score < 0.9 * best:
+        new = (words & c.terms) - covered
+        if chosen and not new and (s.score < 0.9 * best or s.coverage == 0):
             continue
         chosen.append(c)
-        covered |= q_terms & c.terms
-    chosen.sort(key=lambda c: (c.rank, c.position))
+        covered |= words & c.terms
     return chosen
 
 
-def compose_answer(question: str, sources: Sequence[PromptSource], min_coverage: float = MIN_COVERAGE) -> str:
-    if not sources:
-        return "I couldn't find anything in the documents about this."
-    chosen = select_sentences(question, sources, min_coverage)
-    if not chosen:
+def _covered(best: Scored, part: QuestionPart) -> bool:
+    if not part.terms:  # "until when can I use them": on the question's topic is enough
+        return best.coverage > 0
+    return best.coverage >= (PART_MIN_COVERAGE_WITH_VALUE if best.holds_kind else PART_MIN_COVERAGE)
+
+
+@dataclass(frozen=True)
+class Extract:
+    """What the extractive answer says: sentences in the order shown, and the parts it can't answer."""
+
+    sentences: tuple[Candidate, ...]
+    uncovered: tuple[QuestionPart, ...] = ()
+
+
+def extract(question: str, sources: Sequence[PromptSource]) -> Extract:
+    """The sentences that answer each part of `question`, and the parts no sentence covers.
+
+    Always quotes something when there is a sentence to quote: behind docent's answerability gate
+    the passages were already judged to answer the question, so the part-level check below only
+    names the parts of a multi-part question that the passages leave out, and a question none of
+    whose parts looks covered is answered from its best sentences as a whole.
+    """
+    candidates = _candidates(sources)
+    if not candidates:
+        return Extract(())
+    split = split_question(question)
+    every_word = set(split.context_terms).union(*(p.terms for p in split.parts))
+    weights = _Weights(candidates, every_word)
+    if len(split.parts) > 1:
+        per_part: list[list[Candidate]] = []
+        uncovered: list[QuestionPart] = []
+        for part in split.parts:
+            scored = _score_part(part, split.other_terms(part), candidates, weights)
+            if part.kind is not None:  # "how long …" is answered by a sentence holding a duration
+                scored = [s for s in scored if s.holds_kind]
+            if not scored or not _covered(scored[0], part):
+                uncovered.append(part)
+            else:
+                per_part.append(_pick(scored, part.terms, MAX_SENTENCES_PER_PART, close=0.8))
+        # Every covered part's best sentence first, then seconds while there is room; in part order.
+        picked: list[Candidate] = []
+        for round_ in range(MAX_SENTENCES_PER_PART):
+            for chosen in per_part:
+                if round_ < len(chosen) and chosen[round_] not in picked and len(picked) < MAX_SENTENCES_MULTI:
+                    picked.append(chosen[round_])
+        if picked:
+            first_seen: dict[Candidate, tuple[int, int]] = {}
+            for i, chosen in enumerate(per_part):
+                for j, c in enumerate(chosen):
+                    first_seen.setdefault(c, (i, j))
+            return Extract(tuple(sorted(picked, key=first_seen.__getitem__)), tuple(uncovered))
+    whole = _make_whole(question, split)
+    chosen = _pick(_score_part(whole, split.context_terms, candidates, weights), whole.terms, MAX_SENTENCES)
+    return Extract(tuple(sorted(chosen, key=lambda c: (c.rank, c.position))))
+
+
+def _make_whole(question: str, split: SplitQuestion) -> QuestionPart:
+    kinds = {p.kind for p in split.parts}
+    terms = frozenset().union(*(p.terms for p in split.parts))
+    return QuestionPart(question, terms, kinds.pop() if len(kinds) == 1 else None)
+
+
+def not_covered_sentence(parts: Sequence[QuestionPart]) -> str:
+    """One plain sentence naming the parts the documents don't cover."""
+    clauses = [indirect(p.text) for p in parts]
+    if all(c is not None for c in clauses):
+        named = clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " or " + clauses[-1]
+        return f"The documents don't say {named}."
+    quoted = ", ".join(f"“{p.text}?”" for p in parts)
+    return f"The documents don't answer {'this part' if len(parts) == 1 else 'these parts'} of the question: {quoted}"
+
+
+def compose_answer(question: str, sources: Sequence[PromptSource]) -> str:
+    found = extract(question, sources)
+    if not found.sentences:
         return ABSTAIN_TEXT
-    return INTRO + " " + " ".join(_with_citation(c.text, c.source.n) for c in chosen)
+    text = INTRO + " " + " ".join(_with_citation(c.text, c.source.n) for c in found.sentences)
+    if found.uncovered:
+        text += " " + not_covered_sentence(found.uncovered)
+    return text
 
 
 def _usage(messages: Sequence[BaseMessage], text: str) -> UsageMetadata:
@@ -125,9 +231,8 @@ def _usage(messages: Sequence[BaseMessage], text: str) -> UsageMetadata:
 
 
 class ExtractiveChatModel(BaseChatModel):
-    """A chat model that answers with the sources' own best sentences, each cited [n]. Free, offline."""
-
-    min_coverage: float = MIN_COVERAGE
+    """A chat model that answers with the sources' own best sentences, each cited [n], and says
+    which parts of the question they don't cover. Free, offline."""
 
     @property
     def _llm_type(self) -> str:
@@ -139,7 +244,7 @@ class ExtractiveChatModel(BaseChatModel):
 
     def _answer(self, messages: list[BaseMessage]) -> str:
         prompt = parse_prompt(messages)
-        return compose_answer(prompt.question, prompt.sources, self.min_coverage)
+        return compose_answer(prompt.question, prompt.sources)
 
     def _generate(
         self,

@@ -8,7 +8,7 @@ from pydantic import SecretStr
 from bot.answering import FALLBACK_NOTICE, AnswerEngine
 from bot.pricing import cost_usd
 from bot.types import PriorTurn
-from knowledge.chain import system_prompt
+from knowledge.chain import ABSTAIN_TOOL, ABSTAIN_TOOL_NAME, Abstention, system_prompt
 from knowledge.types import Chunk, Hit, Scope
 
 
@@ -79,7 +79,7 @@ def test_request_carries_key_system_prompt_delimited_sources_and_max_tokens(engi
     request = fake_anthropic.requests[0]
     assert request.headers["authorization"] == "Bearer test-key"
     assert request.body["max_tokens"] == claude_settings.max_tokens
-    assert request.system == system_prompt("CANARY-123")
+    assert request.system == engine.system_prompt("CANARY-123") == system_prompt("CANARY-123", abstain_tool=True)
     role, content = request.message_texts()[-1]
     assert role == "user"
     assert '<source n="1" title="Handbook" page="4" section="People › Leave">' in content
@@ -270,3 +270,84 @@ def test_a_failing_progress_callback_does_not_fail_the_answer(engine, fake_anthr
     draft = engine.answer("How much leave?", HITS, on_delta=broken_display)
     assert draft.text == "Staff get 25 days [1]."
     assert not draft.fell_back and fake_anthropic.attempts == 1
+
+
+# --- the structured abstention: Claude's not_in_documents tool ------------------------------------
+
+
+def test_claude_gets_the_abstention_tool_and_the_rule_to_use_it(engine, fake_anthropic):
+    engine.answer("How much leave?", HITS, canary="CANARY-9")
+    body = fake_anthropic.requests[0].body
+    assert body["tools"] == [ABSTAIN_TOOL] and body["tool_choice"] == {"type": "auto"}
+    assert "call the not_in_documents tool" in fake_anthropic.requests[0].system
+
+
+def test_a_tool_call_in_a_json_reply_is_an_abstention_and_still_billed(engine, fake_anthropic):
+    fake_anthropic.tool_call(ABSTAIN_TOOL_NAME, {"missing": "the guest wifi password"}, input_tokens=800, output_tokens=25)
+    draft = engine.answer("What's the guest wifi password?", HITS)
+    assert draft.abstained and draft.abstention == Abstention("the guest wifi password")
+    assert draft.text == "" and draft.sources == () and not draft.cited
+    assert draft.generated and not draft.fell_back and fake_anthropic.attempts == 1  # not a failure
+    assert (draft.usage.input_tokens, draft.usage.output_tokens) == (800, 25)
+    assert draft.usage.cost_usd == pytest.approx(cost_usd("claude-haiku-4-5", 800, 25))
+    assert [h.chunk.title for h in draft.hits] == ["Handbook", "Expenses", "Security", "Office"]
+
+
+def test_text_beside_the_tool_call_is_not_taken_as_the_answer(engine, fake_anthropic):
+    fake_anthropic.tool_call(ABSTAIN_TOOL_NAME, {"missing": "wifi"}, text="Staff get 25 days of leave [1].")
+    draft = engine.answer("What's the wifi password?", HITS)
+    assert draft.abstention == Abstention("wifi") and draft.text == "" and draft.sources == ()
+
+
+def test_a_streamed_tool_call_after_some_text_stops_the_display_and_abstains(engine, fake_anthropic):
+    fake_anthropic.tool_call(
+        ABSTAIN_TOOL_NAME, {"missing": "the guest wifi password"}, text="The documents cover leave [1] but ",
+        input_tokens=700, output_tokens=40,
+    )
+    deltas: list[str] = []
+    draft = engine.answer("What's the guest wifi password?", HITS, on_delta=deltas.append)
+    assert fake_anthropic.requests[0].body["stream"] is True
+    assert deltas and deltas[-1] == "The documents cover leave [1] but "  # nothing after the call began
+    assert draft.abstention == Abstention("the guest wifi password")
+    assert draft.text == "" and draft.sources == ()  # the final render (an abstention) replaces the partial text
+    assert (draft.usage.input_tokens, draft.usage.output_tokens) == (700, 40)
+    assert draft.usage.cost_usd == pytest.approx(cost_usd("claude-haiku-4-5", 700, 40))
+
+
+def test_a_streamed_tool_call_without_text_shows_nothing(engine, fake_anthropic):
+    fake_anthropic.tool_call(ABSTAIN_TOOL_NAME, {"missing": "parking"})
+    deltas: list[str] = []
+    draft = engine.answer("Where can I park?", HITS, on_delta=deltas.append)
+    assert deltas == [] and draft.abstention == Abstention("parking")
+
+
+def test_after_a_failed_stream_the_retry_may_abstain(engine, fake_anthropic, sleeps):
+    fake_anthropic.stream_error("Staff get 25")
+    fake_anthropic.tool_call(ABSTAIN_TOOL_NAME, {"missing": "wifi"}, text="Hmm, ")
+    deltas: list[str] = []
+    draft = engine.answer("What's the wifi password?", HITS, on_delta=deltas.append)
+    assert fake_anthropic.attempts == 2 and len(sleeps) == 1
+    assert draft.abstention == Abstention("wifi") and not draft.fell_back
+
+
+def test_the_extractive_fallback_has_no_tool_and_answers(engine, fake_anthropic, sleeps):
+    """Fallback on: Claude failing is not an abstention, and the offline model answers as always."""
+    fake_anthropic.spend_limit()
+    draft = engine.answer("How much are meals reimbursed when travelling?", HITS)
+    assert draft.fell_back and draft.abstention is None and not draft.abstained
+    assert "40 EUR" in draft.text and draft.cited
+
+
+def test_without_claude_there_is_no_tool_and_the_prompt_says_so_in_words(settings):
+    """Fallback off (offline: the extractive model is the only one): no tool is bound, and the
+    system prompt doesn't mention one."""
+    engine = AnswerEngine(settings)
+    assert engine.system_prompt("c") == system_prompt("c") and ABSTAIN_TOOL_NAME not in engine.system_prompt("c")
+    draft = engine.answer("What's the guest wifi password?", HITS)
+    assert draft.abstention is None and draft.text.startswith("According to the documents:")
+
+
+def test_an_answer_in_prose_is_never_read_as_an_abstention(engine, fake_anthropic):
+    fake_anthropic.reply("not_in_documents: the documents don't cover this.")
+    draft = engine.answer("What's the wifi password?", HITS)
+    assert draft.abstention is None and not draft.abstained and not draft.cited

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from admin.models import RequestRecord
 from admin.types import Actor
+from bot.answering import source_from_hit
 from bot.core import NO_ANSWER, WITHHELD, Docent
 from bot.types import Outcome, Question
 from knowledge.types import Scope
@@ -99,6 +100,63 @@ def test_answer_without_citations_is_an_abstention(settings):
         answer = d.ask(_q("What is the vacation policy?"))
         assert answer.outcome == Outcome.abstained
         assert answer.sources == ()
+        assert [s.source for s in answer.related] == ["handbook.md"]  # offered as related, not as support
+
+
+TEAM_DOCS = {
+    "leave.md": HANDBOOK,
+    "travel.md": b"# Travel\n\nBook flights through the travel desk. Hotels are reimbursed up to 180 dollars a night.\n\n"
+                 b"# Trains\n\nTrains are preferred for trips under four hours.\n",
+    "security.md": b"# Passwords\n\nPasswords need 14 characters. Report a lost laptop to security within one hour.\n",
+    "office.md": b"# Office\n\nThe office opens at 8:00. Visitors sign in at the front desk.\n",
+}
+
+
+def test_a_gate_abstention_offers_the_closest_passages_one_per_document(settings):
+    with Docent.from_settings(settings.model_copy(update={"relevance_threshold": 0.99})) as d:
+        for name, data in TEAM_DOCS.items():
+            d.admin.upload(_admin(), name, data, Scope("T1", "C1"))
+        q = "How many vacation days carry over, and how much is the hotel limit per night?"
+        hits = d.retriever(Scope("T1", "C1")).search(q)
+        answer = d.ask(_q(q))
+    assert answer.outcome == Outcome.abstained and answer.text == NO_ANSWER and answer.sources == ()
+    expected = list(dict.fromkeys(h.chunk.source for h in hits))[:3]
+    assert len(hits) > len(expected) == 3  # several chunks of one document: shown once
+    assert [s.source for s in answer.related] == expected
+    assert [s.n for s in answer.related] == [1, 2, 3]
+    assert answer.related[0] == source_from_hit(1, hits[0]) and answer.related[0].snippet
+    assert answer.usage.cost_usd == 0.0 and answer.usage.model == "none"  # no model was called
+
+
+def claude_settings(settings, fake_anthropic, **updates):
+    return settings.model_copy(update={
+        "anthropic_api_key": SecretStr("test-key"), "anthropic_base_url": fake_anthropic.url,
+        "llm_max_retries": 0, "relevance_threshold": 0.0, **updates,
+    })
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_claudes_tool_abstention_is_the_normal_abstention_with_related_passages_and_is_billed(
+    settings, fake_anthropic, streamed
+):
+    from knowledge.chain import ABSTAIN_TOOL_NAME
+
+    fake_anthropic.tool_call(ABSTAIN_TOOL_NAME, {"missing": "the guest wifi password"},
+                             text="Vacation is 20 days [1] and ", input_tokens=900, output_tokens=30)
+    shown: list[str] = []
+    with Docent.from_settings(claude_settings(settings, fake_anthropic)) as d:
+        d.admin.upload(_admin(), "handbook.md", HANDBOOK, Scope("T1", "C1"))
+        answer = d.ask(_q("What is the guest wifi password for visitors?"), on_delta=shown.append if streamed else None)
+        spent = d.guards.ledger.spent_today_microusd("T1", "U1")
+        with d.db.session() as s:
+            [row] = s.execute(select(RequestRecord)).scalars().all()
+    assert fake_anthropic.attempts == 1 and fake_anthropic.requests[0].body["tools"][0]["name"] == ABSTAIN_TOOL_NAME
+    assert answer.outcome == Outcome.abstained and answer.text == NO_ANSWER and answer.sources == ()
+    assert [s.source for s in answer.related] == ["handbook.md"] and answer.related[0].snippet
+    assert (answer.usage.input_tokens, answer.usage.output_tokens) == (900, 30) and answer.usage.cost_usd > 0
+    assert row.outcome == "abstained" and row.cost_microusd == spent > 0  # the call was billed and settled
+    if streamed:  # the text before the call was shown while streaming; the final render replaces it
+        assert shown and shown[-1].startswith("Vacation is 20 days")
 
 
 def test_canary_leak_is_withheld(settings):

@@ -57,6 +57,18 @@ def test_ingest_list_ask_remove_and_usage(cli, tmp_path):
     assert cli("docs", "remove", "leave.md", "--scope", "acme/C1").exit_code == 1
 
 
+def test_ask_renders_an_abstention_with_related_passages(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCENT_RELEVANCE_THRESHOLD", "0.99")  # the gate abstains on anything
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "leave.md").write_text("# Leave\n\nEmployees accrue twenty vacation days per year.\n")
+    assert cli("ingest", str(docs), "--scope", "acme/C1").exit_code == 0
+    result = cli("ask", "How many vacation days do employees accrue?", "--scope", "acme/C1")
+    assert result.exit_code == 0, result.output
+    assert "abstained" in result.stdout and "Related, not an answer:" in result.stdout
+    assert "Employees accrue twenty vacation days per year." in result.stdout
+
+
 def test_bad_options_are_clear_errors_not_tracebacks(cli, tmp_path):
     for args in (("usage", "--days", "0"), ("eval", "qa", "--docs", str(tmp_path / "nope"), "--questions", "x.jsonl")):
         result = cli(*args)

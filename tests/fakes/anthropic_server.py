@@ -1,7 +1,7 @@
 """A loopback fake of the Anthropic Messages API (`POST /v1/messages`), JSON and SSE streaming.
 
-Tests queue behaviours (`reply`, `error`, `delay`, `rate_limited`, `spend_limit`, `overloaded`)
-consumed one per request; with the queue empty it replies `default_text`. Every request is
+Tests queue behaviours (`reply`, `tool_call`, `error`, `delay`, `rate_limited`, `spend_limit`,
+`overloaded`) consumed one per request; with the queue empty it replies `default_text`. Every request is
 recorded (headers, JSON body) so tests can assert what the real SDK sent.
 
 Use the `fake_anthropic` fixture (import it into a conftest or test module), then point settings
@@ -22,12 +22,24 @@ import pytest
 
 
 @dataclass(frozen=True)
+class ToolUse:
+    """A `tool_use` content block after the reply's text (stop_reason "tool_use"). Streamed as
+    the API does: `content_block_start` with empty input, then `input_json_delta` pieces."""
+
+    name: str
+    input: dict
+    id: str = "toolu_01FakeToolCall"
+    json_pieces: int = 3  # how many input_json_delta events carry the arguments
+
+
+@dataclass(frozen=True)
 class Reply:
     text: str
     input_tokens: int = 120
     output_tokens: int = 30
     # Streaming: the text is sent in these pieces (default: word by word).
     pieces: tuple[str, ...] | None = None
+    tool_use: ToolUse | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,10 @@ class FakeAnthropic:
 
     def reply(self, text: str, **kw) -> "FakeAnthropic":
         return self.push(Reply(text, **kw))
+
+    def tool_call(self, name: str, arguments: dict, *, text: str = "", **kw) -> "FakeAnthropic":
+        """Reply with `text` (may be empty), then a call of tool `name` with `arguments`."""
+        return self.push(Reply(text, tool_use=ToolUse(name, arguments), **kw))
 
     def error(self, status: int, error_type: str, message: str = "error", headers: dict | None = None) -> "FakeAnthropic":
         return self.push(ErrorReply(status, error_type, message, tuple((headers or {}).items())))
@@ -184,13 +200,17 @@ def _handler_for(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
             self._send_bytes(err.status, json.dumps(payload).encode(), "application/json", err.headers)
 
         def _message(self, reply: Reply, body: dict) -> dict:
+            content: list[dict] = [{"type": "text", "text": reply.text}] if reply.text or not reply.tool_use else []
+            if reply.tool_use is not None:
+                tool = reply.tool_use
+                content.append({"type": "tool_use", "id": tool.id, "name": tool.name, "input": tool.input})
             return {
                 "id": f"msg_{uuid.uuid4().hex[:16]}",
                 "type": "message",
                 "role": "assistant",
                 "model": body.get("model", "claude-haiku-4-5"),
-                "content": [{"type": "text", "text": reply.text}],
-                "stop_reason": "end_turn",
+                "content": content,
+                "stop_reason": "tool_use" if reply.tool_use is not None else "end_turn",
                 "stop_sequence": None,
                 "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens},
             }
@@ -204,25 +224,44 @@ def _handler_for(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
             start["stop_reason"] = None
             start["usage"] = {"input_tokens": reply.input_tokens, "output_tokens": 1}
             pieces = reply.pieces or tuple(_word_pieces(reply.text))
-            events = [
-                ("message_start", {"type": "message_start", "message": start}),
-                ("content_block_start", {"type": "content_block_start", "index": 0,
-                                         "content_block": {"type": "text", "text": ""}}),
-                *(
-                    ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                             "delta": {"type": "text_delta", "text": piece}})
-                    for piece in pieces
-                ),
-            ]
+            events = [("message_start", {"type": "message_start", "message": start})]
+            index = 0
+            if reply.text or reply.tool_use is None:
+                events += [
+                    ("content_block_start", {"type": "content_block_start", "index": 0,
+                                             "content_block": {"type": "text", "text": ""}}),
+                    *(
+                        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                 "delta": {"type": "text_delta", "text": piece}})
+                        for piece in pieces
+                    ),
+                ]
+                if failure is None:
+                    events.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
+                index = 1
+            if reply.tool_use is not None and failure is None:
+                tool = reply.tool_use
+                events.append(("content_block_start", {
+                    "type": "content_block_start", "index": index,
+                    "content_block": {"type": "tool_use", "id": tool.id, "name": tool.name, "input": {}},
+                }))
+                arguments = json.dumps(tool.input)
+                step = max(1, -(-len(arguments) // tool.json_pieces))
+                events += [
+                    ("content_block_delta", {"type": "content_block_delta", "index": index,
+                                             "delta": {"type": "input_json_delta", "partial_json": arguments[i:i + step]}})
+                    for i in range(0, len(arguments), step)
+                ]
+                events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
             if failure is not None:
                 events.append(("error", {"type": "error", "error": {"type": failure.error_type,
                                                                     "message": failure.message}}))
             else:
+                stop_reason = "tool_use" if reply.tool_use is not None else "end_turn"
                 events += [
-                    ("content_block_stop", {"type": "content_block_stop", "index": 0}),
                     # LangChain reads input tokens from here when streaming: send both counts.
                     ("message_delta", {"type": "message_delta",
-                                       "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                       "delta": {"stop_reason": stop_reason, "stop_sequence": None},
                                        "usage": {"input_tokens": reply.input_tokens,
                                                  "output_tokens": reply.output_tokens}}),
                     ("message_stop", {"type": "message_stop"}),

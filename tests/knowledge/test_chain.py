@@ -12,10 +12,14 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.retrievers import BaseRetriever
 
 from knowledge.chain import (
+    ABSTAIN_TOOL,
+    ABSTAIN_TOOL_NAME,
+    Abstention,
     AnswerRequest,
     ChainResult,
     Prompt,
     StaticHits,
+    abstention_of,
     approx_tokens,
     build_answer_chain,
     build_messages,
@@ -24,6 +28,7 @@ from knowledge.chain import (
     parse_citations,
     parse_prompt,
     renumber_citations,
+    system_prompt,
 )
 from knowledge.extractive import ExtractiveChatModel
 from knowledge.types import Chunk, Hit, Scope
@@ -58,6 +63,33 @@ def test_messages_hold_system_rules_numbered_sources_and_question():
     assert '<source n="2" title="Expenses">' in human.content
     assert human.content.index('n="1"') < human.content.index('n="2"')
     assert "<question>\nHow much leave do I get?\n</question>" in human.content
+
+
+def test_the_tool_rule_replaces_the_prose_rule_only_when_the_tool_is_bound():
+    prose, tool = system_prompt("C-1"), system_prompt("C-1", abstain_tool=True)
+    assert "say plainly that the documents don't answer it" in prose and ABSTAIN_TOOL_NAME not in prose
+    assert f"call the {ABSTAIN_TOOL_NAME} tool instead" in tool and "say plainly" not in tool
+    assert "which part the documents don't cover" in tool  # partly answerable: answer that part
+    differing = [(a, b) for a, b in zip(prose.splitlines(), tool.splitlines()) if a != b]
+    assert len(prose.splitlines()) == len(tool.splitlines()) and [a[:3] for a, _ in differing] == ["3. "]
+    messages = build_messages("q", [LEAVE], canary="C-1", abstain_tool=True)
+    assert messages[0].content == tool
+    assert ABSTAIN_TOOL["name"] == ABSTAIN_TOOL_NAME and ABSTAIN_TOOL["input_schema"]["required"] == ["missing"]
+
+
+def test_an_abstention_is_read_from_the_tool_call_never_from_prose():
+    call = {"name": ABSTAIN_TOOL_NAME, "args": {"missing": " the wifi password "}, "id": "toolu_1", "type": "tool_call"}
+    assert abstention_of(AIMessage(content="Here is the answer [1].", tool_calls=[call])) == Abstention("the wifi password")
+    assert abstention_of(AIMessage(content=f"{ABSTAIN_TOOL_NAME}: the documents don't answer this.")) is None
+    other = {**call, "name": "search_web"}
+    assert abstention_of(AIMessage(content="", tool_calls=[other])) is None
+
+
+def test_the_chain_builds_the_tool_prompt_when_told_the_model_has_the_tool():
+    seen: list[Prompt] = []
+    chain = build_answer_chain(StaticHits(hits=[LEAVE]), ExtractiveChatModel(), before_model=seen.append, abstain_tool=True)
+    result = chain.invoke("How many days of annual leave do staff get?")
+    assert seen[0].messages[0].content == system_prompt(abstain_tool=True) == result.prompt.messages[0].content
 
 
 def test_canary_slot_filled_only_when_given():

@@ -1,12 +1,23 @@
-"""The offline extractive answerer on realistic text: picks the right sentences, abstains, streams."""
+"""The offline extractive answerer on realistic text: picks the right sentences, answers every
+part of a multi-part question it can and names the parts it can't, streams."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
+
+import pytest
 
 from knowledge.chain import build_messages, parse_citations
-from knowledge.extractive import ABSTAIN_TEXT, ExtractiveChatModel, split_sentences
+from knowledge.edge_store import EdgeChunkStore
+from knowledge.embeddings import HashEmbeddings, as_embedder
+from knowledge.extractive import ABSTAIN_TEXT, INTRO, ExtractiveChatModel, split_sentences
+from knowledge.ingest import KnowledgeBase
+from knowledge.retriever import HybridRetriever
 from knowledge.types import Chunk, Hit, Scope
+
+SAMPLES = Path(__file__).resolve().parents[2] / "knowledge" / "samples"
 
 
 def make_hit(title: str, text: str, headings: tuple[str, ...] = ()) -> Hit:
@@ -84,13 +95,24 @@ def test_uses_list_items_and_word_variants():
     assert "maximum of five days [1]." in text
 
 
-def test_abstains_when_sources_do_not_overlap_the_question():
-    assert answer("What is the capital of Mongolia?") == ABSTAIN_TEXT
-    assert answer("How do I configure the VPN client on Linux?") == ABSTAIN_TEXT
+def test_behind_the_gate_a_question_sharing_no_words_with_its_answer_is_answered():
+    """The gate decided the passages answer; the extractive model no longer refuses on word
+    overlap of its own (that refusal caused most false abstentions on held-out questions)."""
+    parental = make_hit(
+        "Parental leave",
+        "Primary caregivers receive 16 weeks of parental leave at full pay. Secondary caregivers "
+        "receive 6 weeks at full pay.",
+    )
+    text = answer("How long can I stay home after my baby is born?", [parental, SECURITY])
+    assert text.startswith(INTRO) and "16 weeks of parental leave at full pay [1]." in text
+    assert "don't say" not in text  # one part: whether it is answered at all was the gate's call
 
 
-def test_no_sources_says_nothing_was_found():
-    assert "couldn't find" in answer("How many days of leave?", [])
+def test_only_nothing_to_quote_abstains():
+    assert answer("How many days of leave?", []) == ABSTAIN_TEXT
+    headings_only = make_hit("Contents", "## Leave\n\n## Expenses\n\n## Security")
+    assert answer("How many days of leave?", [headings_only]) == ABSTAIN_TEXT
+    assert "couldn't find" in ABSTAIN_TEXT
 
 
 def test_answer_is_short_and_every_sentence_cited():
@@ -132,7 +154,6 @@ def test_real_handbook_page(shared_dir):
     text = answer("How long must I return to work after my final day of parental leave?", hits)
     assert "return to work for at least 12 weeks" in text
     assert answer("Which password manager do we use for storing passwords?", hits).count("[") >= 1
-    assert answer("What is the boiling point of tungsten?", hits) == ABSTAIN_TEXT
 
 
 def test_markdown_links_templates_and_headings_are_cleaned_from_answers():
@@ -153,12 +174,11 @@ def test_quality_floor_on_scifact_claims(shared_dir):
     """Regression gate on real scientific text (BEIR SciFact test split, read in place).
 
     Each claim gets its gold abstract at a random rank among 3 random abstracts: the answerer
-    must usually answer and, when it does, cite the gold one. With 4 unrelated abstracts it must
-    usually abstain. Measured at 69% answered, 99% gold cited, 94% abstained (seeded, 300 claims).
+    answers every claim (the gate, not this model, decides whether to answer) and must cite the
+    gold abstract. Measured at 100% answered, 96% citing the gold one (seeded, 300 claims); with
+    the old word-coverage refusal 69% were answered. Telling unrelated abstracts apart is the
+    answerability gate's job (tests/knowledge/test_answerability.py).
     """
-    import json
-    import random
-
     base = shared_dir / "eval/retrieval/scifact"
     corpus = {d["_id"]: d for d in map(json.loads, (base / "corpus.jsonl").open())}
     claims = {q["_id"]: q["text"] for q in map(json.loads, (base / "queries.jsonl").open())}
@@ -170,21 +190,73 @@ def test_quality_floor_on_scifact_claims(shared_dir):
     def hit(cid: str) -> Hit:
         return make_hit(corpus[cid]["title"], corpus[cid]["text"])
 
+    import random
+
     rng = random.Random(0)
     ids = list(corpus)
     model = ExtractiveChatModel()
-    answered = gold_cited = abstained = 0
+    answered = gold_cited = 0
     for qid, cids in gold.items():
         sources = [hit(c) for c in rng.sample(ids, 8) if c not in cids][:3]
         position = rng.randrange(4)
         sources.insert(position, hit(cids[0]))
         text = model.invoke(build_messages(claims[qid], sources)).content
-        if text != ABSTAIN_TEXT:
-            answered += 1
-            gold_cited += (position + 1) in parse_citations(text, 4)[1]
-        unrelated = [hit(c) for c in rng.sample(ids, 6) if c not in cids][:4]
-        abstained += model.invoke(build_messages(claims[qid], unrelated)).content == ABSTAIN_TEXT
+        answered += text.startswith(INTRO)
+        gold_cited += (position + 1) in parse_citations(text, 4)[1]
     n = len(gold)
-    assert answered / n >= 0.6
-    assert gold_cited / answered >= 0.95
-    assert abstained / n >= 0.85
+    assert answered == n
+    assert gold_cited / n >= 0.93
+
+
+# --- multi-part questions over docent's own sample documents --------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_retriever(tmp_path_factory):
+    """knowledge/samples ingested for real (loaders, chunking, Qdrant Edge; hash embedder + BM25)."""
+    store = EdgeChunkStore(tmp_path_factory.mktemp("samples") / "edge")
+    embedder = as_embedder(HashEmbeddings())
+    kb = KnowledgeBase(store, embedder)
+    scope = Scope("demo")
+    for path in sorted(SAMPLES.iterdir()):
+        if path.suffix != ".json":
+            kb.ingest_path(path, scope)
+    yield HybridRetriever(store=store, embedder=embedder, scope=scope, k=5, relevance_threshold=0.0)
+    store.close()
+
+
+def sample_answer(retriever: HybridRetriever, question: str) -> str:
+    return answer(question, retriever.search(question))
+
+
+def test_the_demo_two_part_question_gets_both_parts_answered(sample_retriever):
+    demo = json.loads((SAMPLES / "demo_questions.json").read_text())["questions"]
+    [question] = [q for q in demo if "daily meal allowance" in q]
+    text = sample_answer(sample_retriever, question)
+    assert "daily meal allowance of $75 on domestic trips" in text  # part one
+    assert "within **30 days** of the purchase" in text  # part two (used to be dropped)
+    assert "don't say" not in text and "don't answer" not in text
+    body = text.removeprefix(INTRO)
+    assert all(re.search(r"\[\d\]", s) for s in re.split(r"(?<=[.!?])\s+", body.strip()))
+
+
+def test_a_follow_up_part_with_a_pronoun_is_answered_too(sample_retriever):
+    text = sample_answer(
+        sample_retriever, "How many unused vacation days can I carry over into next year, and until when can I use them?"
+    )
+    assert "at most **5 unused days**" in text and "by **31 March**" in text
+
+
+def test_a_part_the_documents_do_not_cover_is_named_in_one_plain_sentence(sample_retriever):
+    text = sample_answer(
+        sample_retriever, "What is the daily meal allowance on domestic trips, and can I bring my dog to the hotel?"
+    )
+    assert "daily meal allowance of $75 on domestic trips" in text
+    assert text.endswith("The documents don't say whether you can bring your dog to the hotel.")
+    assert text.count("don't say") == 1 and "dog" not in text.split("The documents don't say")[0]
+
+
+def test_parts_that_cannot_be_rephrased_are_quoted():
+    text = answer("What is the minimum password length; what time does the cafeteria open?")
+    assert "at least 14 characters" in text
+    assert text.endswith("The documents don't answer this part of the question: “what time does the cafeteria open?”")
