@@ -314,10 +314,8 @@ class FakeDiscordAPI:
         if message_id in self.threads:
             return _json({"message": "A thread has already been created for this message", "code": 160004},
                          status=400)
-        thread = {
-            **_channel(int(message_id), int(self.guild_id), thread_parent=int(channel_id)),
-            "name": body.get("name", ""), "owner_id": str(BOT_USER_ID),
-        }
+        thread = thread_channel(int(message_id), parent_id=int(channel_id), guild_id=int(self.guild_id),
+                                name=body.get("name", ""))
         thread["thread_metadata"]["auto_archive_duration"] = body.get("auto_archive_duration", 1440)
         self.threads[message_id] = thread
         return _json(thread)
@@ -449,6 +447,12 @@ def _channel(channel_id: int, guild_id: int | None, *, thread_parent: int | None
         "topic": None,
         "flags": 0,
     }
+
+
+def thread_channel(thread_id: int, *, parent_id: int, owner_id: int = BOT_USER_ID,
+                   guild_id: int = 800_000_000_000_000_001, name: str = "a thread") -> dict:
+    """A public thread's channel object (as THREAD_CREATE carries it), started by `owner_id`."""
+    return {**_channel(thread_id, guild_id, thread_parent=parent_id), "owner_id": str(owner_id), "name": name}
 
 
 def _base(
@@ -744,6 +748,18 @@ class DiscordHarness:
         self.api.interactions[payload["token"]] = payload
         self.client._connection.parse_interaction_create(payload)
         return payload["token"]
+
+    def deliver_guild_create(self, guild_id: int, channel_ids: tuple[int, ...] = ()) -> None:
+        """Feed GUILD_CREATE for a small guild with these text channels, as the gateway does at
+        start-up: the guild (and later its threads) are then in the client's cache."""
+        self.client._connection.parse_guild_create({
+            "id": str(guild_id), "name": "a server", "unavailable": False, "member_count": 2, "large": False,
+            "owner_id": str(OWNER_ID), "features": [], "roles": [], "emojis": [], "stickers": [], "members": [],
+            "voice_states": [], "presences": [], "threads": [], "stage_instances": [], "guild_scheduled_events": [],
+            "channels": [_channel(c, guild_id) for c in channel_ids], "premium_tier": 0,
+            "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0,
+            "mfa_level": 0, "nsfw_level": 0, "system_channel_flags": 0, "preferred_locale": "en-US",
+        })
 
     def deliver_thread_create(self, thread: dict) -> None:
         """Feed THREAD_CREATE for a thread (e.g. one docent started: `api.threads[id]`), as Discord
