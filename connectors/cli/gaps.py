@@ -10,7 +10,17 @@ import json
 
 import typer
 
-from connectors.cli.common import DEFAULT_SCOPE, SCOPE_HELP, app, cli_actor, console, err, open_records, parse_scope, settings_for
+from connectors.cli.common import (
+    DEFAULT_SCOPE,
+    SCOPE_HELP,
+    app,
+    cli_actor,
+    console,
+    err,
+    open_records,
+    parse_scope,
+    settings_for,
+)
 
 
 @app.command()

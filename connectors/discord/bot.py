@@ -171,19 +171,17 @@ class DocentClient(discord.Client):
         if not text:
             return
         place = place_of_message(message, self.settings)
-        in_thread = isinstance(message.channel, discord.Thread)
-        history = (
-            await thread_history(message.channel, self, asker_id=message.author.id, exclude_id=message.id)
-            if isinstance(message.channel, discord.Thread)
-            else ()
-        )
+        thread, history = None, ()
+        if isinstance(message.channel, discord.Thread):  # the thread so far goes with the question
+            thread = str(message.channel.id)
+            history = await thread_history(message.channel, self, asker_id=message.author.id, exclude_id=message.id)
         question = Question(
             platform=PLATFORM,
             workspace=place.workspace,
             channel=place.channel,
             user=str(message.author.id),
             text=text,
-            thread=str(message.channel.id) if in_thread else None,
+            thread=thread,
             history=history,
             request_id=f"discord:{message.id}",
         )

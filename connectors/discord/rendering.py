@@ -152,7 +152,8 @@ def _add_fields(embeds: list[discord.Embed], name: str, lines: Iterable[str], co
     target = embeds[-1]
     for i, value in enumerate(pack_lines(lines, FIELD_VALUE_LIMIT)):
         # Stay well inside the 6000 total of a message: start a fresh embed when this one is full.
-        if len(target.fields) >= FIELDS_PER_EMBED or len(target) + len(value) + len(name) + 12 > MESSAGE_EMBED_TOTAL - 200:
+        full = len(target) + len(value) + len(name) + 12 > MESSAGE_EMBED_TOTAL - 200
+        if len(target.fields) >= FIELDS_PER_EMBED or full:
             target = discord.Embed(colour=colour)
             embeds.append(target)
         target.add_field(name=name if i == 0 else f"{name} (cont.)", value=value, inline=False)

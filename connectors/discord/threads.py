@@ -35,7 +35,8 @@ THREAD_ALREADY_EXISTS = 160004  # Discord's error code: "A thread has already be
 _PREFIX = "docent:thread"
 INTRO_REPLIES = "Ask your follow-up here — I'll answer every message in this thread, with the thread as context."
 INTRO_ASK = "Ask follow-ups here with `/ask` — I'll read this thread for context."
-NO_THREAD = "I couldn't start a thread here (I may lack the Create Public Threads permission). You can keep asking with `/ask`."
+NO_THREAD = ("I couldn't start a thread here (I may lack the Create Public Threads permission). "
+             "You can keep asking with `/ask`.")
 
 
 def can_offer_thread(interaction: discord.Interaction, *, private: bool) -> bool:
