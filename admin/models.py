@@ -130,7 +130,10 @@ class ChannelLink(SQLModel, table=True):
 
 
 class Feedback(SQLModel, table=True):
-    """👍/👎 on an answer; a second click by the same user updates the first."""
+    """👍/👎 on an answer; a second click by the same user updates the first.
+
+    `comment` is what the user said was wrong with a 👎 (already PII-redacted by the connector);
+    a later 👍 clears it."""
 
     __tablename__ = "feedback"
     __table_args__ = (UniqueConstraint("request_id", "user", name="uq_feedback"),)
@@ -140,6 +143,7 @@ class Feedback(SQLModel, table=True):
     user: str = Field(max_length=128)
     helpful: bool
     ts: datetime = Field(default_factory=utcnow)
+    comment: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class UserCap(SQLModel, table=True):

@@ -1,4 +1,5 @@
-"""Admin operations shared by Slack, Discord and the CLI: upload, list, remove, usage, caps, feedback.
+"""Admin operations shared by Slack, Discord and the CLI: upload, list, remove, usage, caps, feedback,
+coverage gaps.
 
 Connectors establish *who* is acting (`Actor`) and render the results; the authorization checks
 and the bookkeeping live here, once. `admin` may import `knowledge`, never `bot`: the injection
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Callable
 from sqlmodel import select
 
 from admin.db import Database
+from admin.gaps import GapsReport, find_gaps
 from admin.models import Document, UserCap
 from admin.registry import DocumentRegistry, flag_reasons_json, flag_reasons_list
 from admin.reports import UsageReport, build_usage_report, render_usage_chart
@@ -24,6 +26,7 @@ from knowledge.chunk_records import StoredVersion
 from knowledge.types import WORKSPACE_WIDE, DocumentError, Scope, document_id
 
 if TYPE_CHECKING:  # the knowledge base pulls in Qdrant and the embedder: not needed to type-check
+    from knowledge.embeddings import Embedder
     from knowledge.ingest import KnowledgeBase
 
 log = logging.getLogger(__name__)
@@ -391,5 +394,13 @@ class AdminOperations:
                 for r in rows
             ]
 
-    def record_feedback(self, request_id: str, user: str, helpful: bool) -> None:
-        self.registry.record_feedback(request_id, user, helpful)
+    def record_feedback(self, request_id: str, user: str, helpful: bool, comment: str | None = None) -> None:
+        """One user's 👍/👎 on an answer; `comment` (with a 👎) must already be PII-redacted."""
+        self.registry.record_feedback(request_id, user, helpful, comment)
+
+    def gaps(self, actor: Actor, workspace: str, *, embedder: "Embedder", days: int = 30,
+             channel: str | None = None) -> GapsReport:
+        """Questions docent abstained on or that got 👎, grouped by meaning (admins only: the
+        report names who asked). `embedder` is the bot's (`Docent.embedder`)."""
+        self._require_admin(actor, "see coverage gaps")
+        return find_gaps(self.db, embedder, workspace, days=days, channel=channel)

@@ -131,13 +131,19 @@ class DocumentRegistry:
                 cap.set_at = datetime.now(timezone.utc)
 
     # --- feedback -------------------------------------------------------------------------
-    def record_feedback(self, request_id: str, user: str, helpful: bool) -> None:
+    def record_feedback(self, request_id: str, user: str, helpful: bool, comment: str | None = None) -> None:
+        """The user's latest vote on one answer. A 👍 clears an earlier comment (it no longer
+        applies); a 👎 without a comment keeps the one given with an earlier 👎."""
         t = Feedback.__table__
+        comment = (comment or "").strip() or None
         stmt = _upsert(self.db, t).values(
-            request_id=request_id, user=user, helpful=helpful, ts=datetime.now(timezone.utc)
+            request_id=request_id, user=user, helpful=helpful, ts=datetime.now(timezone.utc),
+            comment=None if helpful else comment,
         )
+        kept = None if helpful else func.coalesce(stmt.excluded.comment, t.c.comment)
         stmt = stmt.on_conflict_do_update(
-            index_elements=["request_id", "user"], set_=dict(helpful=stmt.excluded.helpful, ts=stmt.excluded.ts)
+            index_elements=["request_id", "user"],
+            set_=dict(helpful=stmt.excluded.helpful, ts=stmt.excluded.ts, comment=kept),
         )
         with self.db.session() as session:
             session.execute(stmt)
@@ -146,6 +152,13 @@ class DocumentRegistry:
         with self.db.session() as session:
             rows = session.execute(select(Feedback.user, Feedback.helpful).where(Feedback.request_id == request_id))
             return {user: helpful for user, helpful in rows}
+
+    def feedback_comments(self, request_id: str) -> dict[str, str]:
+        """user → their comment on one answer, for the votes that carry one."""
+        with self.db.session() as session:
+            rows = session.execute(select(Feedback.user, Feedback.comment)
+                                   .where(Feedback.request_id == request_id, Feedback.comment.is_not(None)))
+            return {user: comment for user, comment in rows}
 
 
 class LockedDocument:

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     discord_admin_role_ids: list[int] = Field(default_factory=list)
     discord_dev_guild_id: int | None = None
     discord_answer_mentions: bool = False
+    discord_thread_followups: bool = Field(
+        False,
+        description="Answer every message in threads docent started (Continue in thread), with the thread as "
+        "context; needs the message-content intent. Off: /ask in the thread reads the thread instead.",
+    )
     discord_dm_server_docs: bool = False
     discord_dm_guild_id: int | None = Field(
         None, description="The server whose server-wide documents DMs see when discord_dm_server_docs is on."

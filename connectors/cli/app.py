@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from connectors.cli import documents, asking, service, caps, gauges  # noqa: F401, I001  (they register commands, in help order)
+from connectors.cli import documents, asking, service, caps, gaps, gauges  # noqa: F401, I001  (they register commands, in help order)
 from connectors.cli.common import app
 
 

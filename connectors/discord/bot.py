@@ -25,6 +25,7 @@ from connectors.discord.commands import register_commands
 from connectors.discord.context import PLATFORM, place_of_message
 from connectors.discord.feedback import FeedbackButton, feedback_view
 from connectors.discord.rendering import group_into_messages, render_answer
+from connectors.discord.threads import ContinueInThreadButton, is_docent_thread, thread_history
 
 if TYPE_CHECKING:
     from bot.core import Docent
@@ -54,7 +55,8 @@ def use_api(api_url: str | None) -> None:
 def intents_for(settings: "Settings") -> discord.Intents:
     """Minimal intents: slash commands need none; `guilds` keeps channels (thread parents) cached.
 
-    The privileged message-content intent is requested only when @mentions are answered.
+    The privileged message-content intent is requested only when @mentions or the follow-ups in
+    docent's threads are answered.
     """
     intents = discord.Intents.none()
     intents.guilds = True
@@ -62,7 +64,7 @@ def intents_for(settings: "Settings") -> discord.Intents:
         # DMs see a server's documents only for its members: the (privileged) members intent
         # keeps the member list cached so that can be checked.
         intents.members = True
-    if settings.discord_answer_mentions:
+    if settings.discord_answer_mentions or settings.discord_thread_followups:
         intents.guild_messages = True
         intents.dm_messages = True
         intents.message_content = True
@@ -120,8 +122,8 @@ class DocentClient(discord.Client):
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=ANSWER_WORKERS, thread_name_prefix="docent-answer")
         )
-        # Feedback buttons of answers sent before a restart keep working.
-        self.add_dynamic_items(FeedbackButton)
+        # Buttons of answers sent before a restart keep working.
+        self.add_dynamic_items(FeedbackButton, ContinueInThreadButton)
         gateway = self.settings.discord_gateway_url
         if not gateway and self.settings.discord_api_url:
             # Route.BASE does not move the gateway: ask the configured API where its gateway is.
@@ -149,15 +151,18 @@ class DocentClient(discord.Client):
         self.connection.disconnected()
 
     async def on_message(self, message: discord.Message) -> None:
-        """Answer "@docent question" when enabled (needs the message-content intent)."""
-        if not self.settings.discord_answer_mentions or self.user is None or self.docent is None:
+        """Answer "@docent question" and follow-ups in docent's threads, each when enabled (both
+        need the message-content intent)."""
+        if self.user is None or self.docent is None or message.author.bot:
             return
-        if message.author.bot or self.user not in message.mentions:
+        mentioned = self.settings.discord_answer_mentions and self.user in message.mentions
+        follow_up = self.settings.discord_thread_followups and is_docent_thread(message.channel, self.user.id)
+        if not (mentioned or follow_up):
             return
         with self.in_flight:
-            await self._answer_mention(message)
+            await self._answer_message(message)
 
-    async def _answer_mention(self, message: discord.Message) -> None:
+    async def _answer_message(self, message: discord.Message) -> None:
         assert self.user is not None and self.docent is not None
         text = message.content
         for form in (f"<@{self.user.id}>", f"<@!{self.user.id}>"):
@@ -166,13 +171,18 @@ class DocentClient(discord.Client):
         if not text:
             return
         place = place_of_message(message, self.settings)
+        thread, history = None, ()
+        if isinstance(message.channel, discord.Thread):  # the thread so far goes with the question
+            thread = str(message.channel.id)
+            history = await thread_history(message.channel, self, asker_id=message.author.id, exclude_id=message.id)
         question = Question(
             platform=PLATFORM,
             workspace=place.workspace,
             channel=place.channel,
             user=str(message.author.id),
             text=text,
-            thread=str(message.channel.id) if isinstance(message.channel, discord.Thread) else None,
+            thread=thread,
+            history=history,
             request_id=f"discord:{message.id}",
         )
         try:

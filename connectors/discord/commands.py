@@ -1,4 +1,5 @@
-"""docent's slash commands: /ask, /docs upload|list|remove, /usage, /caps set|clear|list.
+"""docent's commands: /ask, the message menu "Ask docent", /docs upload|list|remove|gaps, /usage,
+/caps set|clear|list.
 
 Every command turns the interaction into docent's terms (`context.py`), calls the shared core
 (`Docent.aask`) or admin operation (`docent.admin`), and renders the result (`rendering.py`).
@@ -30,7 +31,6 @@ from bot.streaming import ProgressThrottle
 from bot.types import Answer, Outcome
 from connectors.discord.attachments import download, precheck
 from connectors.discord.context import actor_of, place_of, question_of
-from connectors.discord.feedback import feedback_view
 from connectors.discord.rendering import (
     DESCRIPTION_LIMIT,
     document_text,
@@ -38,8 +38,10 @@ from connectors.discord.rendering import (
     group_into_messages,
     progress_embed,
     render_answer,
+    render_gaps,
     split_text,
 )
+from connectors.discord.threads import answer_view, can_offer_thread, thread_history
 from knowledge.types import DocumentError, Scope
 
 if TYPE_CHECKING:
@@ -123,10 +125,15 @@ class StreamingEdits:
         self._closed = True
 
 
-async def send_answer(interaction: discord.Interaction, answer: Answer, *, question: str, private: bool) -> None:
+async def send_answer(interaction: discord.Interaction, answer: Answer, *, question: str, private: bool,
+                      link: str | None = None) -> None:
     """Replace the deferred "thinking…" message with the answer; overflow goes into follow-ups."""
-    messages = group_into_messages(render_answer(answer, question=question))
-    view = feedback_view(answer.request_id) if answer.outcome in (Outcome.answered, Outcome.abstained) else None
+    messages = group_into_messages(render_answer(answer, question=question, link=link))
+    view = (
+        answer_view(answer.request_id, offer_thread=can_offer_thread(interaction, private=private))
+        if answer.outcome in (Outcome.answered, Outcome.abstained)
+        else None
+    )
     first, rest = messages[0], messages[1:]
     # The buttons go under the last message, after the sources.
     await interaction.edit_original_response(content=None, embeds=first, view=view if not rest else None)
@@ -136,11 +143,16 @@ async def send_answer(interaction: discord.Interaction, answer: Answer, *, quest
         await interaction.followup.send(embeds=batch, ephemeral=private, **kwargs)
 
 
-async def answer_interaction(interaction: discord.Interaction, text: str, *, private: bool) -> Answer | None:
-    """Defer first (Discord's 3-second deadline), then ask the core and show the answer."""
+async def answer_interaction(interaction: discord.Interaction, text: str, *, private: bool,
+                             link: str | None = None, thread_context: bool = True) -> Answer | None:
+    """Defer first (Discord's 3-second deadline), then ask the core and show the answer. In a
+    thread (with `thread_context`), the thread so far goes with the question."""
     await interaction.response.defer(thinking=True, ephemeral=private)
     docent, settings = _docent(interaction), _settings(interaction)
-    question = question_of(interaction, text, settings)
+    history = ()
+    if thread_context and isinstance(interaction.channel, discord.Thread):
+        history = await thread_history(interaction.channel, interaction.client, asker_id=interaction.user.id)
+    question = question_of(interaction, text, settings, history=history)
     streaming = (
         StreamingEdits(
             asyncio.get_running_loop(),
@@ -159,7 +171,7 @@ async def answer_interaction(interaction: discord.Interaction, text: str, *, pri
         return None
     if streaming:
         await streaming.finish()
-    await send_answer(interaction, answer, question=text, private=private)
+    await send_answer(interaction, answer, question=text, private=private, link=link)
     return answer
 
 
@@ -174,6 +186,34 @@ async def ask_command(
     private: bool = False,
 ) -> None:
     await answer_interaction(interaction, question, private=private)
+
+
+QUESTION_LIMIT = 2000  # what /ask accepts
+
+
+def message_text(message: discord.Message) -> str:
+    """What a message says: its content, else (a bot's message) its embeds' titles and text."""
+    text = message.content.strip()
+    if not text:
+        text = "\n".join(bit for e in message.embeds for bit in (e.title, e.description) if bit).strip()
+    return text[:QUESTION_LIMIT]
+
+
+@app_commands.context_menu(name="Ask docent")
+async def ask_about_message(interaction: discord.Interaction, message: discord.Message) -> None:
+    """Answer from a message's text, privately to whoever asked.
+
+    Ephemeral rather than in a thread: the message may be someone else's, who never asked docent
+    anything — a public reply or a thread on it would speak for them and notify the channel. An
+    ephemeral reply needs no Send Messages or Create Threads permission, so it works in every
+    channel docent can see; the asker can still `/ask` publicly. Discord sends the target
+    message's content with the command, so no message-content intent is needed.
+    """
+    text = message_text(message)
+    if not text:
+        await _say(interaction, "That message has no text I can ask about.")
+        return
+    await answer_interaction(interaction, text, private=True, link=message.jump_url, thread_context=False)
 
 
 # --- documents -----------------------------------------------------------------------------------
@@ -221,7 +261,7 @@ class DocsCommands(
     guild_only=True,
     default_permissions=discord.Permissions(manage_guild=True),
 ):
-    """/docs upload|list|remove."""
+    """/docs upload|list|remove|gaps."""
 
     @app_commands.command(name="upload", description="Add a document (admins only)")
     @app_commands.describe(
@@ -297,6 +337,35 @@ class DocsCommands(
             await _say(interaction, APOLOGY)
         else:
             await _say(interaction, f"Removed **{document_text(record.name)}** ({_scope_label(record.channel)}).")
+
+    @app_commands.command(name="gaps", description="Questions docent couldn't answer well, grouped (admins only)")
+    @app_commands.describe(days="How many days back (default 30)",
+                           scope="The whole server (default) or only this channel")
+    async def gaps(
+        self,
+        interaction: discord.Interaction,
+        days: app_commands.Range[int, 1, 365] = 30,
+        scope: Literal["server", "channel"] = "server",
+    ) -> None:
+        docent, settings = _docent(interaction), _settings(interaction)
+        actor = actor_of(interaction, settings)
+        if not docent.admin.is_admin(actor):
+            await _say(interaction, NOT_ADMIN.format(action="see coverage gaps"))
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        place = place_of(interaction, settings)
+        try:
+            report = await asyncio.to_thread(docent.admin.gaps, actor, place.workspace, embedder=docent.embedder,
+                                             days=days, channel=place.channel if scope == "channel" else None)
+        except NotAuthorized as err:
+            await _say(interaction, str(err))
+            return
+        except Exception:
+            log.exception("coverage gaps of %s failed", place.workspace)
+            await _say(interaction, APOLOGY)
+            return
+        for batch in group_into_messages(render_gaps(report)):
+            await interaction.followup.send(embeds=batch, ephemeral=True)
 
     @remove.autocomplete("name")
     async def remove_names(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -425,6 +494,7 @@ async def usage_command(
 
 def register_commands(tree: app_commands.CommandTree) -> None:
     tree.add_command(ask_command)
+    tree.add_command(ask_about_message)
     tree.add_command(DocsCommands())
     tree.add_command(usage_command)
     tree.add_command(CapsCommands())

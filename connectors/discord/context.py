@@ -18,7 +18,7 @@ import discord
 
 from admin.types import Actor
 from bot.settings import Settings
-from bot.types import Question
+from bot.types import PriorTurn, Question
 from knowledge.types import Scope
 
 PLATFORM = "discord"
@@ -105,7 +105,8 @@ def actor_of(interaction: discord.Interaction, settings: Settings) -> Actor:
     )
 
 
-def question_of(interaction: discord.Interaction, text: str, settings: Settings) -> Question:
+def question_of(interaction: discord.Interaction, text: str, settings: Settings, *,
+                history: tuple[PriorTurn, ...] = ()) -> Question:
     place = place_of(interaction, settings)
     thread = str(interaction.channel_id) if isinstance(interaction.channel, discord.Thread) else None
     return Question(
@@ -115,5 +116,6 @@ def question_of(interaction: discord.Interaction, text: str, settings: Settings)
         user=str(interaction.user.id),
         text=text,
         thread=thread,
+        history=history,
         request_id=f"discord:{interaction.id}",
     )

@@ -8,12 +8,15 @@ message, 6000 characters across all embeds of one message, message content 2000.
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import discord
 
 from bot.types import Answer, Outcome, Source
 from connectors.autolinks import urls_as_code
+
+if TYPE_CHECKING:
+    from admin.gaps import GapCluster, GapsReport
 
 DESCRIPTION_LIMIT = 4096
 FIELD_VALUE_LIMIT = 1024
@@ -125,6 +128,13 @@ def pack_lines(lines: Iterable[str], limit: int) -> list[str]:
     return values
 
 
+def related_line(source: Source) -> str:
+    """A passage offered beside an abstention: its label (linked when it has a URL), no `[n]` —
+    the answer cites nothing, and a number would read as support."""
+    label = urls_as_code(source.label.replace("[", "(").replace("]", ")"))
+    return f"• [{label}]({source.url})" if source.url else f"• {label}"
+
+
 def footer_text(answer: Answer) -> str:
     bits = [f"{answer.usage.latency_ms / 1000:.1f} s"]
     if answer.usage.model:
@@ -134,8 +144,25 @@ def footer_text(answer: Answer) -> str:
     return " · ".join(bits)[:FOOTER_LIMIT]
 
 
-def render_answer(answer: Answer, *, question: str | None = None) -> list[discord.Embed]:
-    """The answer as one or more embeds: text pages, then the sources, footer on the last one."""
+RELATED_FIELD = "Related (may help; it doesn't answer this)"
+
+
+def _add_fields(embeds: list[discord.Embed], name: str, lines: Iterable[str], colour: discord.Colour) -> None:
+    """Lines as fields called `name` (then "… (cont.)") under the last embed, adding embeds as needed."""
+    target = embeds[-1]
+    for i, value in enumerate(pack_lines(lines, FIELD_VALUE_LIMIT)):
+        # Stay well inside the 6000 total of a message: start a fresh embed when this one is full.
+        full = len(target) + len(value) + len(name) + 12 > MESSAGE_EMBED_TOTAL - 200
+        if len(target.fields) >= FIELDS_PER_EMBED or full:
+            target = discord.Embed(colour=colour)
+            embeds.append(target)
+        target.add_field(name=name if i == 0 else f"{name} (cont.)", value=value, inline=False)
+
+
+def render_answer(answer: Answer, *, question: str | None = None, link: str | None = None) -> list[discord.Embed]:
+    """The answer as one or more embeds: text pages, then the sources (or, on an abstention, the
+    related passages), footer on the last one. `link` makes the question title a link (e.g. to
+    the message a question was asked about)."""
     colour = _COLOURS.get(answer.outcome, discord.Colour.blurple())
     body = answer.text.strip() or "(no answer)"
     if answer.notices:
@@ -145,15 +172,11 @@ def render_answer(answer: Answer, *, question: str | None = None) -> list[discor
     if question:
         title = question.strip().replace("\n", " ")
         embeds[0].title = title if len(title) <= TITLE_LIMIT else title[: TITLE_LIMIT - 1] + "…"
+        embeds[0].url = link
 
-    values = pack_lines((source_line(s) for s in answer.sources), FIELD_VALUE_LIMIT)
-    target = embeds[-1]
-    for i, value in enumerate(values):
-        # Stay well inside the 6000 total of a message: start a fresh embed when this one is full.
-        if len(target.fields) >= FIELDS_PER_EMBED or len(target) + len(value) + 20 > MESSAGE_EMBED_TOTAL - 200:
-            target = discord.Embed(colour=colour)
-            embeds.append(target)
-        target.add_field(name="Sources" if i == 0 else "Sources (cont.)", value=value, inline=False)
+    _add_fields(embeds, "Sources", (source_line(s) for s in answer.sources), colour)
+    if answer.outcome is Outcome.abstained and answer.related:
+        _add_fields(embeds, RELATED_FIELD, (related_line(s) for s in answer.related), colour)
 
     embeds[-1].set_footer(text=footer_text(answer))
     return embeds
@@ -188,3 +211,50 @@ def group_into_messages(embeds: list[discord.Embed]) -> list[list[discord.Embed]
 def split_content(text: str) -> list[str]:
     """Plain message content in ≤ 2000-character pieces (for notices and lists)."""
     return split_text(text, CONTENT_LIMIT)
+
+
+# --- coverage gaps -------------------------------------------------------------------------------
+
+MAX_GAP_GROUPS = 25  # the rest is one line; `docent gaps --json` has them all
+
+
+def _quoted(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return "“" + document_text(text if len(text) <= limit else text[: limit - 1] + "…") + "”"
+
+
+def gap_block(n: int, cluster: "GapCluster") -> str:
+    """One group of a gaps report: count, the representative question, why, where, who, what they said."""
+    why = ", ".join(bit for bit in (f"{cluster.abstained} abstained" if cluster.abstained else "",
+                                    f"{cluster.unhelpful} 👎" if cluster.unhelpful else "") if bit)
+    channels = ", ".join(f"{f'<#{ch}>' if ch else 'DM'} ×{k}" for ch, k in cluster.channels[:5])
+    lines = [f"**{n}. {cluster.requests}×** {_quoted(cluster.representative)} — {why}", f"-# {channels}"]
+    others = [q for q in cluster.questions if q != cluster.representative][:3]
+    if others:
+        lines.append("-# also: " + "; ".join(_quoted(q, 120) for q in others))
+    for comment in cluster.comments[:3]:
+        lines.append(f"-# 💬 {_quoted(comment, 200)}")
+    if cluster.askers:
+        lines.append("-# asked by " + ", ".join(f"<@{u}>" for u in cluster.askers[:10]))
+    return "\n".join(lines)
+
+
+def render_gaps(report: "GapsReport") -> list[discord.Embed]:
+    """A coverage-gaps report as embeds (admins only: it names who asked, without pinging anyone)."""
+    where = f" in <#{report.channel}>" if report.channel else ""
+    head = (f"{report.requests} question(s){where} docent abstained on or that got 👎 in the last "
+            f"{report.days} days, in {len(report.clusters)} group(s) — most asked first.")
+    if report.hashed:
+        head += (f"\n⚠️ {report.hashed} more are stored hashed (`DOCENT_STORE_QUESTION=hash`): coverage gaps "
+                 "need redacted questions.")
+    if not report.clusters and not report.hashed:
+        head += "\nNothing to add: every question was answered without a 👎."
+    blocks = [head] + [gap_block(i, c) for i, c in enumerate(report.clusters[:MAX_GAP_GROUPS], 1)]
+    rest = report.clusters[MAX_GAP_GROUPS:]
+    if rest:
+        blocks.append(f"-# … and {len(rest)} more group(s) with {sum(c.requests for c in rest)} question(s): "
+                      "`docent gaps --json` lists them all.")
+    values = pack_lines(blocks, DESCRIPTION_LIMIT)
+    colour = discord.Colour.blurple()
+    return [discord.Embed(title="Coverage gaps" if i == 0 else None, description=v, colour=colour)
+            for i, v in enumerate(values)]

@@ -187,6 +187,10 @@ class AdminCommands:
                 text = self._usage(actor, team, rest)
             elif verb == "caps":
                 text = self._caps(actor, team, rest)
+            elif verb == "gaps":  # coverage gaps (admins; admin/gaps.py): `/docent gaps [days]`
+                days = min(int(rest), 365) if rest.strip().isdigit() else 30
+                text = "```\n" + escape(self.docent.admin.gaps(actor, team, embedder=self.docent.embedder,
+                                                              days=days).render_text()) + "\n```"
             else:
                 text = f"I don't know `{escape(verb)}`.\n\n{HELP}"
         except (NotAuthorized, NotFound, InvalidCap) as err:

@@ -31,7 +31,7 @@ def test_migrated_schema_matches_models(db):
 def test_migrate_twice_is_a_no_op(db):
     db.migrate()
     with db.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0003"
+        assert MigrationContext.configure(conn).get_current_revision() == "0004_feedback_comment"
 
 
 def test_migrate_runs_from_any_working_directory(tmp_path):

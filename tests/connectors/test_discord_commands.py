@@ -120,13 +120,14 @@ async def test_feedback_click_is_stored(bot, docent):
     docent.admin.upload(operator(), "leave.md", LEAVE_DOC, Scope.workspace_wide(str(GUILD)))
     token = bot.dispatch(ask(LEAVE_QUESTION))
     final = await bot.wait_for_final(token)
-    down = final.json["components"][0]["components"][1]["custom_id"]
+    up = final.json["components"][0]["components"][0]["custom_id"]
 
-    click = bot.dispatch(button_click(down, user_id=700_000_000_000_000_042))
+    click = bot.dispatch(button_click(up, user_id=700_000_000_000_000_042))
     callback = await bot.wait_for_callback(click)
-    assert callback.json["data"]["flags"] & EPHEMERAL
-    request_id = down.split(":", 3)[3]
-    assert docent.admin.registry.feedback(request_id) == {"700000000000000042": False}
+    assert callback.json == {"type": 4, "data": {"tts": False, "content": "Thanks — noted.", "flags": EPHEMERAL,
+                                                 "allowed_mentions": {"parse": []}}}
+    request_id = up.split(":", 3)[3]
+    assert docent.admin.registry.feedback(request_id) == {"700000000000000042": True}
 
 
 async def test_dm_sees_no_server_documents_by_default(bot, docent):

@@ -10,6 +10,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 from bot.types import Answer, Outcome, Source, Usage
 from connectors.discord.rendering import (
     DESCRIPTION_LIMIT,
+    RELATED_FIELD,
     EMBEDS_PER_MESSAGE,
     FIELD_VALUE_LIMIT,
     FIELDS_PER_EMBED,
@@ -148,6 +149,45 @@ def test_abstention_has_no_sources_field():
     (e,) = render_answer(a)
     assert e.fields == []
     assert e.colour == discord.Colour.light_grey()
+
+
+def test_abstention_offers_related_passages_never_as_numbered_sources():
+    related = (
+        Source(n=1, doc_id="d1", title="Travel policy", source="t.md", page=4, section="Per diem", snippet="…",
+               url="https://example.com/travel"),
+        Source(n=2, doc_id="d2", title="Expenses [v2]", source="e.md", page=None, section="", snippet="…"),
+    )
+    a = Answer(text="I couldn't find this in the documents.", sources=(), outcome=Outcome.abstained,
+               usage=Usage(model="none"), related=related)
+    (e,) = render_answer(a, question="What is the per diem in Denver?")
+    assert [f.name for f in e.fields] == [RELATED_FIELD]
+    assert e.fields[0].value == "• [Travel policy (p. 4, Per diem)](https://example.com/travel)\n• Expenses (v2)"
+    assert "[1]" not in e.fields[0].value and e.description == a.text
+    # An answer carries its sources only: related passages are for abstentions.
+    answered = _answer("Employees get 25 days [1].", n_sources=1)
+    (e,) = render_answer(Answer(**{**answered.__dict__, "related": related}))
+    assert [f.name for f in e.fields] == ["Sources"]
+
+
+def test_gaps_report_embeds_escape_questions_and_stay_within_limits():
+    from datetime import date, datetime, timezone
+
+    from admin.gaps import GapCluster, GapsReport
+    from connectors.discord.rendering import MAX_GAP_GROUPS, render_gaps
+
+    def cluster(i: int) -> GapCluster:
+        return GapCluster(representative=f"**Where** is @everyone's key #{i}? " + "word " * 40, requests=40 - i,
+                          abstained=40 - i, unhelpful=0, questions=(f"q{i}",), channels=(("C1", 40 - i),),
+                          askers=("7",), comments=(), last_asked=datetime(2026, 1, 1, tzinfo=timezone.utc))
+
+    report = GapsReport(workspace="G", channel=None, days=30, since=date(2026, 1, 1), until=date(2026, 1, 30),
+                        requests=800, clusters=tuple(cluster(i) for i in range(40)))
+    embeds = render_gaps(report)
+    assert len(embeds) > 1 and embeds[0].title == "Coverage gaps"
+    assert all(len(e.description) <= DESCRIPTION_LIMIT for e in embeds)
+    text = "\n".join(e.description for e in embeds)
+    assert "\\*\\*Where\\*\\*" in text and "@\u200beveryone" in text  # shown, never formatted or pinged
+    assert text.count("×** “") == MAX_GAP_GROUPS and "… and 15 more group(s)" in text
 
 
 # --- streaming edits -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ async def api(monkeypatch):
 async def test_sync_registers_the_commands_with_admin_permissions_on_docs(api, settings, guild_id):
     settings = settings.model_copy(update={"discord_api_url": api.api_base, "discord_token": SecretStr("t")})
     names = await sync_once(None, settings, guild_id)
-    assert sorted(names) == ["ask", "caps", "docs", "usage"]
+    assert sorted(names) == ["Ask docent", "ask", "caps", "docs", "usage"]
 
     (put,) = [c for c in api.calls if c.method == "PUT"]
     expected_path = f"/applications/{APPLICATION_ID}" + (f"/guilds/{guild_id}" if guild_id else "") + "/commands"
@@ -38,7 +38,8 @@ async def test_sync_registers_the_commands_with_admin_permissions_on_docs(api, s
     assert int(commands["caps"]["default_member_permissions"]) == MANAGE_GUILD
     assert {o["name"] for o in commands["caps"]["options"]} == {"set", "clear", "list"}
     assert commands["ask"]["default_member_permissions"] is None
-    assert {o["name"] for o in commands["docs"]["options"]} == {"upload", "list", "remove"}
+    assert {o["name"] for o in commands["docs"]["options"]} == {"upload", "list", "remove", "gaps"}
+    assert commands["Ask docent"]["type"] == 3  # a message context menu: no options, no description
     ask_options = {o["name"]: o for o in commands["ask"]["options"]}
     assert ask_options["question"]["required"] is True and ask_options["private"]["required"] is False
     remove = next(o for o in commands["docs"]["options"] if o["name"] == "remove")
@@ -47,9 +48,11 @@ async def test_sync_registers_the_commands_with_admin_permissions_on_docs(api, s
     assert str(DiscordWebSocket.DEFAULT_GATEWAY).startswith("ws://127.0.0.1")
 
 
-def test_message_content_intent_only_when_answering_mentions(settings):
+def test_message_content_intent_only_when_answering_mentions_or_thread_follow_ups(settings):
     assert not intents_for(settings).message_content
     assert intents_for(settings.model_copy(update={"discord_answer_mentions": True})).message_content
+    follow_ups = intents_for(settings.model_copy(update={"discord_thread_followups": True}))
+    assert follow_ups.message_content and follow_ups.guild_messages
 
 
 def test_run_without_a_token_says_what_to_set(settings):

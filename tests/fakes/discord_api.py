@@ -2,8 +2,11 @@
 
 The real discord.py client talks to this server once `discord.http.Route.BASE` points at
 `FakeDiscordAPI.api_base`. It answers only what docent's connector uses (login, interaction
-callbacks, webhook follow-ups and edits, attachment downloads) and records every call so a test
-can assert what the bot sent. Replies are JSON with `Content-Type: application/json` exactly —
+callbacks, webhook follow-ups and edits, channel messages and their history, threads started
+from a message, attachment downloads) and records every call so a test can assert what the bot
+sent. Messages docent sends are kept per channel (public interaction replies under the
+interaction's channel, with `interaction_metadata` naming who asked), so reading a channel's or
+thread's history returns them the way Discord would. Replies are JSON with `Content-Type: application/json` exactly —
 with a charset suffix discord.py would treat the body as text (see FACTS.md).
 
 It also serves a minimal gateway at `/gateway` (what `GET /gateway/bot` points to): HELLO,
@@ -79,8 +82,16 @@ class FakeDiscordAPI:
         self._runner: web.AppRunner | None = None
         self._changed: asyncio.Condition | None = None  # made in the serving loop by start()
         self.messages: dict[str, dict] = {}  # message id → latest message object
+        self.channel_messages: dict[str, list[dict]] = {}  # channel id → its messages, oldest first
+        self.interactions: dict[str, dict] = {}  # token → the INTERACTION_CREATE payload (for replies' channel)
+        self.originals: dict[str, str] = {}  # token → id of the interaction's original response message
+        self.threads: dict[str, dict] = {}  # thread id (= the message it was started from) → thread object
+        self.guild_id = "800000000000000001"  # the guild threads are created in
+        self.refuse_threads: tuple[int, int] | None = None  # (HTTP status, Discord error code) for thread creation
+        self.refuse_callback_types: set[int] = set()  # interaction callback types answered 400 (e.g. {9}: modals)
         self.gateway_sessions: list[web.WebSocketResponse] = []  # identified (or resumed) sessions
         self._sequence = itertools.count(1)
+        self._query: dict[str, str] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
     @property
@@ -196,6 +207,7 @@ class FakeDiscordAPI:
         self.calls.append(call)
         async with self._changed:
             self._changed.notify_all()
+        self._query = call.query
         return self._respond(request.method, path, body)
 
     @staticmethod
@@ -245,10 +257,14 @@ class FakeDiscordAPI:
             )
         if parts[0] == "applications" and parts[-1] == "commands":
             if method == "PUT":  # bulk overwrite: echo the commands back with ids
-                return _json([{**c, "id": str(next_snowflake()), "application_id": str(APPLICATION_ID), "version": "1"} for c in body or []])
+                # Discord answers context-menu commands with an empty description.
+                return _json([{"description": "", **c, "id": str(next_snowflake()),
+                               "application_id": str(APPLICATION_ID), "version": "1"} for c in body or []])
             return _json([])
         if parts[0] == "interactions" and parts[-1] == "callback":
             interaction_id = parts[1]
+            if (body or {}).get("type") in self.refuse_callback_types:
+                return _json({"message": "Invalid Form Body", "code": 50035}, status=400)
             data = (body or {}).get("data") or {}
             return _json(
                 {
@@ -262,27 +278,68 @@ class FakeDiscordAPI:
             )
         if parts[0] == "channels" and parts[-1] == "typing":
             return web.Response(status=204)
+        if parts[0] == "channels" and len(parts) == 5 and parts[2] == "messages" and parts[4] == "threads":
+            return self._start_thread(parts[1], parts[3], body or {})
         if parts[0] == "channels" and parts[-1] == "messages" and method == "POST":
-            return _json(self._store_message(str(next_snowflake()), body))
+            return _json(self._store_message(str(next_snowflake()), body, channel_id=parts[1]))
+        if parts[0] == "channels" and parts[-1] == "messages" and method == "GET":
+            return _json(self._history(parts[1], int(self._query.get("limit", 50))))
+        if parts[0] == "channels" and len(parts) == 4 and parts[2] == "messages" and method == "GET":
+            found = next((m for m in self.channel_messages.get(parts[1], []) if m["id"] == parts[3]), None)
+            return _json(found) if found else _json({"message": "Unknown Message", "code": 10008}, status=404)
         if parts[0] == "webhooks" and len(parts) >= 3:
+            token = parts[2]
             if method == "POST":
-                return _json(self._store_message(str(next_snowflake()), body))
+                return _json(self._store_message(str(next_snowflake()), body, token=token))
             if len(parts) == 5 and parts[3] == "messages":
+                message_id = self._original_id(token) if parts[4] == "@original" else parts[4]
                 if method == "PATCH":
-                    return _json(self._store_message(parts[4], body))
+                    return _json(self._store_message(message_id, body, token=token))
                 if method == "DELETE":
                     return web.Response(status=204)
-                return _json(self.messages.get(parts[4]) or self._store_message(parts[4], {}))
+                return _json(self.messages.get(message_id) or self._store_message(message_id, {}, token=token))
         return _json({"message": f"fake Discord API does not know {method} {path}", "code": 0}, status=404)
 
-    def _store_message(self, message_id: str, body: Any) -> dict:
+    def _original_id(self, token: str) -> str:
+        if token not in self.originals:
+            # A component's interaction edits the message the component is on.
+            message = (self.interactions.get(token) or {}).get("message") or {}
+            self.originals[token] = message.get("id") or str(next_snowflake())
+        return self.originals[token]
+
+    def _start_thread(self, channel_id: str, message_id: str, body: dict) -> web.Response:
+        if self.refuse_threads is not None:
+            status, code = self.refuse_threads
+            return _json({"message": "Missing Permissions", "code": code}, status=status)
+        if message_id in self.threads:
+            return _json({"message": "A thread has already been created for this message", "code": 160004},
+                         status=400)
+        thread = thread_channel(int(message_id), parent_id=int(channel_id), guild_id=int(self.guild_id),
+                                name=body.get("name", ""))
+        thread["thread_metadata"]["auto_archive_duration"] = body.get("auto_archive_duration", 1440)
+        self.threads[message_id] = thread
+        return _json(thread)
+
+    def _history(self, channel_id: str, limit: int) -> list[dict]:
+        """Newest first, as GET /channels/{id}/messages answers."""
+        return list(reversed(self.channel_messages.get(channel_id, [])))[:limit]
+
+    def add_channel_message(self, channel_id: int | str, message: dict) -> dict:
+        """Put a message (e.g. from `channel_message`) into a channel's history."""
+        message = {**message, "channel_id": str(channel_id)}
+        self.channel_messages.setdefault(str(channel_id), []).append(message)
+        self.messages[message["id"]] = message
+        return message
+
+    def _store_message(self, message_id: str, body: Any, *, channel_id: str | None = None,
+                       token: str | None = None) -> dict:
         body = body or {}
-        if message_id == "@original":
-            message_id = "1"
+        interaction = self.interactions.get(token or "") or {}
         previous = self.messages.get(message_id, {})
+        channel_id = channel_id or interaction.get("channel_id") or previous.get("channel_id") or "1"
         message = {
             "id": message_id,
-            "channel_id": "1",
+            "channel_id": channel_id,
             "author": _user(BOT_USER_ID, "docent", bot=True),
             "content": body.get("content", previous.get("content", "")) or "",
             "timestamp": "2026-01-01T00:00:00+00:00",
@@ -299,7 +356,20 @@ class FakeDiscordAPI:
             "flags": int(body.get("flags", 0) or 0),
             "application_id": str(APPLICATION_ID),
         }
+        if interaction and interaction.get("type") == 2:
+            asker = (interaction.get("member") or {}).get("user") or interaction.get("user")
+            message["interaction_metadata"] = {"id": interaction["id"], "type": 2, "user": asker,
+                                               "authorizing_integration_owners": {}}
+        elif previous.get("interaction_metadata"):
+            message["interaction_metadata"] = previous["interaction_metadata"]
         self.messages[message_id] = message
+        if not message["flags"] & 64:  # ephemeral messages are in no channel's history
+            history = self.channel_messages.setdefault(channel_id, [])
+            at = next((i for i, m in enumerate(history) if m["id"] == message_id), None)
+            if at is None:
+                history.append(message)
+            else:
+                history[at] = message
         return message
 
     # --- what tests look at ------------------------------------------------------------
@@ -327,6 +397,9 @@ class FakeDiscordAPI:
 
 ADMINISTRATOR_PERMS = str(0x8 | 0x20)  # administrator | manage_guild
 MEMBER_PERMS = str(0x400 | 0x800 | 0x8000)  # view channel | send messages | attach files
+# What docent's invite grants in a channel: view, send, embed links, read history, create public
+# threads, send messages in threads.
+BOT_THREAD_PERMS = str(0x400 | 0x800 | 0x4000 | 0x10000 | (1 << 35) | (1 << 38))
 
 
 def _member(user_id: int, *, permissions: str, roles: tuple[int, ...] = ()) -> dict:
@@ -376,6 +449,12 @@ def _channel(channel_id: int, guild_id: int | None, *, thread_parent: int | None
     }
 
 
+def thread_channel(thread_id: int, *, parent_id: int, owner_id: int = BOT_USER_ID,
+                   guild_id: int = 800_000_000_000_000_001, name: str = "a thread") -> dict:
+    """A public thread's channel object (as THREAD_CREATE carries it), started by `owner_id`."""
+    return {**_channel(thread_id, guild_id, thread_parent=parent_id), "owner_id": str(owner_id), "name": name}
+
+
 def _base(
     interaction_type: int,
     *,
@@ -385,6 +464,7 @@ def _base(
     admin: bool,
     roles: tuple[int, ...],
     thread_parent: int | None,
+    app_permissions: str = "0",
 ) -> dict:
     interaction_id = next_snowflake()
     payload: dict[str, Any] = {
@@ -397,7 +477,7 @@ def _base(
         "locale": "en-US",
         "channel_id": str(channel_id),
         "channel": _channel(channel_id, guild_id, thread_parent=thread_parent),
-        "app_permissions": "0",
+        "app_permissions": app_permissions,
         "entitlements": [],
         "authorizing_integration_owners": {"0": str(guild_id)} if guild_id else {"1": str(user_id)},
         "context": 0 if guild_id else 1,
@@ -425,11 +505,14 @@ def slash_command(
     attachments: dict[str, dict] | None = None,
     users: dict[str, dict] | None = None,
     autocomplete: bool = False,
+    app_permissions: str = "0",
 ) -> dict:
-    """An INTERACTION_CREATE payload for `/name [subcommand] options…` (type 2, or 4 for autocomplete)."""
+    """An INTERACTION_CREATE payload for `/name [subcommand] options…` (type 2, or 4 for autocomplete).
+    `app_permissions`: what the bot may do in the channel (e.g. BOT_THREAD_PERMS)."""
     payload = _base(
         4 if autocomplete else 2,
         user_id=user_id, guild_id=guild_id, channel_id=channel_id, admin=admin, roles=roles, thread_parent=thread_parent,
+        app_permissions=app_permissions,
     )
     opts = options or []
     if subcommand is not None:
@@ -474,19 +557,20 @@ def mention_message(
     author_id: int = 700_000_000_000_000_001,
     guild_id: int | None = 800_000_000_000_000_001,
     channel_id: int = 810_000_000_000_000_001,
+    mention: bool = True,
 ) -> dict:
-    """A MESSAGE_CREATE payload: `text` with the bot @mentioned in front."""
+    """A MESSAGE_CREATE payload: `text` with the bot @mentioned in front (or, `mention=False`, plain)."""
     message_id = next_snowflake()
     payload: dict[str, Any] = {
         "id": str(message_id),
         "channel_id": str(channel_id),
         "author": _user(author_id, f"user{author_id % 1000}"),
-        "content": f"<@{BOT_USER_ID}> {text}",
+        "content": f"<@{BOT_USER_ID}> {text}" if mention else text,
         "timestamp": "2026-01-01T00:00:00+00:00",
         "edited_timestamp": None,
         "tts": False,
         "mention_everyone": False,
-        "mentions": [_user(BOT_USER_ID, "docent", bot=True)],
+        "mentions": [_user(BOT_USER_ID, "docent", bot=True)] if mention else [],
         "mention_roles": [],
         "attachments": [],
         "embeds": [],
@@ -500,16 +584,93 @@ def mention_message(
     return payload
 
 
+def channel_message(
+    content: str = "",
+    *,
+    author_id: int = 700_000_000_000_000_001,
+    author_name: str | None = None,
+    bot: bool = False,
+    channel_id: int = 810_000_000_000_000_001,
+    embeds: list[dict] | None = None,
+    asked_by: int | None = None,
+) -> dict:
+    """A message object as the REST API returns it; `asked_by` makes it an interaction's reply."""
+    message: dict[str, Any] = {
+        "id": str(next_snowflake()),
+        "channel_id": str(channel_id),
+        "author": _user(author_id, author_name or f"user{author_id % 1000}", bot=bot),
+        "content": content,
+        "timestamp": "2026-01-01T00:00:00+00:00",
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": False,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": embeds or [],
+        "components": [],
+        "pinned": False,
+        "type": 0,
+        "flags": 0,
+    }
+    if asked_by is not None:
+        message["interaction_metadata"] = {"id": str(next_snowflake()), "type": 2,
+                                           "user": _user(asked_by, f"user{asked_by % 1000}"),
+                                           "authorizing_integration_owners": {}}
+    return message
+
+
+def message_command(
+    name: str,
+    message: dict,
+    *,
+    user_id: int = 700_000_000_000_000_001,
+    guild_id: int | None = 800_000_000_000_000_001,
+    channel_id: int = 810_000_000_000_000_001,
+    app_permissions: str = "0",
+) -> dict:
+    """An INTERACTION_CREATE payload for a message context-menu command on `message` (type 2, data type 3)."""
+    payload = _base(2, user_id=user_id, guild_id=guild_id, channel_id=channel_id, admin=False, roles=(),
+                    thread_parent=None, app_permissions=app_permissions)
+    payload["data"] = {"id": str(next_snowflake()), "name": name, "type": 3, "target_id": message["id"],
+                       "resolved": {"messages": {message["id"]: message}}}
+    return payload
+
+
+def modal_submit(
+    custom_id: str,
+    values: dict[str, str],
+    *,
+    user_id: int = 700_000_000_000_000_001,
+    guild_id: int | None = 800_000_000_000_000_001,
+    channel_id: int = 810_000_000_000_000_001,
+) -> dict:
+    """An INTERACTION_CREATE payload submitting the modal `custom_id` (type 5): text input id → value,
+    each inside a label (component type 18) as Discord sends them."""
+    payload = _base(5, user_id=user_id, guild_id=guild_id, channel_id=channel_id, admin=False, roles=(),
+                    thread_parent=None)
+    payload["data"] = {"custom_id": custom_id, "components": [
+        {"type": 18, "id": i + 1, "component": {"type": 4, "id": i + 100, "custom_id": input_id, "value": value}}
+        for i, (input_id, value) in enumerate(values.items())
+    ]}
+    return payload
+
+
 def button_click(
     custom_id: str,
     *,
     user_id: int = 700_000_000_000_000_001,
     guild_id: int | None = 800_000_000_000_000_001,
     channel_id: int = 810_000_000_000_000_001,
+    message: dict | None = None,
 ) -> dict:
-    """An INTERACTION_CREATE payload for a click on a button with `custom_id` (type 3)."""
+    """An INTERACTION_CREATE payload for a click on a button with `custom_id` (type 3), on `message`
+    (e.g. one docent sent, from `FakeDiscordAPI.messages`) or on a stand-in message."""
     payload = _base(3, user_id=user_id, guild_id=guild_id, channel_id=channel_id, admin=False, roles=(), thread_parent=None)
     payload["data"] = {"custom_id": custom_id, "component_type": 2}
+    if message is not None:
+        payload["message"] = message
+        return payload
     message_id = next_snowflake()
     payload["message"] = {
         "id": str(message_id),
@@ -584,11 +745,31 @@ class DiscordHarness:
     def dispatch(self, payload: dict) -> str:
         """Feed one INTERACTION_CREATE; returns its token (the key to its recorded calls)."""
         self.dispatched_at[payload["token"]] = time.perf_counter()
+        self.api.interactions[payload["token"]] = payload
         self.client._connection.parse_interaction_create(payload)
         return payload["token"]
 
+    def deliver_guild_create(self, guild_id: int, channel_ids: tuple[int, ...] = ()) -> None:
+        """Feed GUILD_CREATE for a small guild with these text channels, as the gateway does at
+        start-up: the guild (and later its threads) are then in the client's cache."""
+        self.client._connection.parse_guild_create({
+            "id": str(guild_id), "name": "a server", "unavailable": False, "member_count": 2, "large": False,
+            "owner_id": str(OWNER_ID), "features": [], "roles": [], "emojis": [], "stickers": [], "members": [],
+            "voice_states": [], "presences": [], "threads": [], "stage_instances": [], "guild_scheduled_events": [],
+            "channels": [_channel(c, guild_id) for c in channel_ids], "premium_tier": 0,
+            "verification_level": 0, "default_message_notifications": 0, "explicit_content_filter": 0,
+            "mfa_level": 0, "nsfw_level": 0, "system_channel_flags": 0, "preferred_locale": "en-US",
+        })
+
+    def deliver_thread_create(self, thread: dict) -> None:
+        """Feed THREAD_CREATE for a thread (e.g. one docent started: `api.threads[id]`), as Discord
+        sends it to the thread's creator."""
+        self.client._connection.parse_thread_create({**thread, "newly_created": True})
+
     def deliver_message(self, payload: dict) -> str:
-        """Feed one MESSAGE_CREATE as the gateway would; returns the message id."""
+        """Feed one MESSAGE_CREATE as the gateway would (and keep it in its channel's history);
+        returns the message id."""
+        self.api.add_channel_message(payload["channel_id"], payload)
         self.client._connection.parse_message_create(payload)
         return payload["id"]
 
