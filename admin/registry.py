@@ -131,13 +131,15 @@ class DocumentRegistry:
                 cap.set_at = datetime.now(timezone.utc)
 
     # --- feedback -------------------------------------------------------------------------
-    def record_feedback(self, request_id: str, user: str, helpful: bool) -> None:
+    def record_feedback(self, request_id: str, user: str, helpful: bool, *, at: datetime | None = None) -> None:
         t = Feedback.__table__
         stmt = _upsert(self.db, t).values(
-            request_id=request_id, user=user, helpful=helpful, ts=datetime.now(timezone.utc)
+            request_id=request_id, user=user, helpful=helpful, ts=at or datetime.now(timezone.utc)
         )
         stmt = stmt.on_conflict_do_update(
-            index_elements=["request_id", "user"], set_=dict(helpful=stmt.excluded.helpful, ts=stmt.excluded.ts)
+            index_elements=["request_id", "user"], set_=dict(helpful=stmt.excluded.helpful, ts=stmt.excluded.ts),
+            # The latest click wins, whatever order two clicks are processed in.
+            where=t.c.ts <= stmt.excluded.ts,
         )
         with self.db.session() as session:
             session.execute(stmt)
