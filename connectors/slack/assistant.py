@@ -43,12 +43,14 @@ class StashedThreadContexts(AssistantThreadContextStore):
         self._stash = stash
 
     def save(self, *, channel_id: str, thread_ts: str, context: dict[str, str]) -> None:
+        # Saved for every thread Slack opened as an assistant thread, even next to nothing: a
+        # thread found here is an assistant thread, any other DM thread is an ordinary one.
+        context = {**context, "channel_id": context.get("channel_id")}
         self._stash.put(f"assistant:{channel_id}:{thread_ts}", json.dumps(context), THREAD_CONTEXT_TTL_S)
 
     def find(self, *, channel_id: str, thread_ts: str) -> AssistantThreadContext | None:
         raw = self._stash.get(f"assistant:{channel_id}:{thread_ts}")
-        context = json.loads(raw) if raw else None
-        return AssistantThreadContext(context) if context and context.get("channel_id") else None
+        return AssistantThreadContext(json.loads(raw)) if raw else None
 
 
 def suggested_prompts(titles: list[str]) -> list[dict[str, str]]:
@@ -117,15 +119,19 @@ class AssistantSurface:
         if conn._from_a_bot(payload, context) or payload.get("subtype") not in (None, "file_share"):
             return
         try:
-            viewing = _viewing(get_thread_context())
+            thread_context = get_thread_context()
         except Exception:
             log.warning("assistant thread context unavailable", exc_info=True)
-            viewing = None
-        asking = conn._asking(body, payload, context, is_dm=True, context_channel=viewing, assistant=True)
+            thread_context = None
+        # Bolt hands every DM thread reply here; only threads Slack opened as assistant threads
+        # get a title and a status (on any other, Slack would refuse them).
+        known = thread_context is not None
+        asking = conn._asking(body, payload, context, is_dm=True, context_channel=_viewing(thread_context),
+                              assistant=known)
         if not conn._claim(f"event:{asking.event_id}"):
             return
         history = conn._thread_replies(asking.team, asking.channel, asking.thread_ts) if asking.thread_ts else []
-        if conn.features.allowed(asking.team, Feature.assistant):
+        if known and conn.features.allowed(asking.team, Feature.assistant):
             self._decorate(asking, history, set_status, set_title)
         conn._start_answer(asking, history_source=history, claimed=True)
 

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from connectors.slack import blocks
-from connectors.slack.features import Feature, WorkspaceFeatures, refused_block_features
+from connectors.slack.features import WorkspaceFeatures, refused_block_features
 from connectors.slack.replies import SORRY_SLACK, SlackReplies, reason_of
 
 log = logging.getLogger(__name__)
@@ -66,16 +66,12 @@ class Delivery:
 
     def ephemeral(self, replies: SlackReplies, team: str, body: dict, channel: str, user: str,
                   message: blocks.SlackMessage, *, replace_original: bool = False) -> bool:
-        """An ephemeral message. A refused response_url post carries no reason, so when the message
-        had newer blocks they are what the workspace is marked for, and the retry is classic."""
-        if replies.ephemeral_message(body, channel, user, message, replace_original=replace_original):
+        """An ephemeral message, downgraded and shown again when Slack refused its newer blocks."""
+        err = replies.ephemeral_message(body, channel, user, message, replace_original=replace_original)
+        if err is None:
             return True
-        used = blocks.uses_agent_blocks(message)
-        suspects = [f for f, on in ((Feature.markdown, used.markdown), (Feature.feedback_buttons, used.feedback_buttons))
-                    if on]
-        if not suspects:
+        style = self.learn(team, err, message)
+        if style is None:
             return False
-        for feature in suspects:
-            self.features.refuse(team, feature, "an ephemeral message with it was refused")
-        return replies.ephemeral_message(body, channel, user, blocks.downgraded_message(message, self.features.style(team)),
-                                         replace_original=replace_original)
+        return replies.ephemeral_message(body, channel, user, blocks.downgraded_message(message, style),
+                                         replace_original=replace_original) is None

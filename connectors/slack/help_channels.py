@@ -30,10 +30,11 @@ _GROUP_REF = re.compile(r"<!subteam\^(?P<id>S[A-Z0-9]+)(?:\|[^>]*)?>")
 def parse_expert(text: str) -> str | None:
     """The one person or user group named in `text` (`<@U…>`, `<!subteam^S…>` or a bare id), else None."""
     text = text.strip()
+    if SLACK_USER.fullmatch(text) or SLACK_USER_GROUP.fullmatch(text):
+        return text
     refs = [m.group("id") for m in _USER_REF.finditer(text)] + [m.group("id") for m in _GROUP_REF.finditer(text)]
-    if not refs and (SLACK_USER.fullmatch(text) or SLACK_USER_GROUP.fullmatch(text)):
-        refs = [text]
-    return refs[0] if len(refs) == 1 else None
+    rest = _GROUP_REF.sub("", _USER_REF.sub("", text)).strip()
+    return refs[0] if len(refs) == 1 and not rest else None
 
 
 def autoanswer_min_score(settings, gate_threshold: float) -> float:

@@ -203,8 +203,8 @@ class SlackReplies:
         self.ephemeral_message(body, channel, user, blocks.mrkdwn_notice(text) if mrkdwn else blocks.notice(text))
 
     def ephemeral_message(self, body: dict, channel: str, user: str, message: blocks.SlackMessage, *,
-                          replace_original: bool = False) -> bool:
-        """`message` for the person who acted only; False when neither way worked."""
+                          replace_original: bool = False) -> Exception | None:
+        """`message` for the person who acted only; None when shown, else the last refusal."""
         response_url = body.get("response_url")
         if response_url:
             try:
@@ -213,13 +213,13 @@ class SlackReplies:
                     replace_original=replace_original, unfurl_links=False, unfurl_media=False,
                 )
                 if response.status_code == 200:
-                    return True
+                    return None
                 log.warning("response_url post failed with HTTP %s: %s", response.status_code, response.body[:200])
             except Exception as err:  # fall back to the Web API below
                 log.warning("response_url post failed: %s", reason_of(err))
         try:
             self.client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
-            return True
+            return None
         except Exception as err:
             log.error("chat.postEphemeral failed in %s: %s", channel, reason_of(err))
-            return False
+            return err

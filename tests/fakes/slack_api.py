@@ -347,7 +347,7 @@ class FakeSlackApi:
         if method == "chat.postMessage":
             ts = self._next_ts()
             message = {"type": "message", "user": team.bot_user_id, "bot_id": team.bot_id, "text": p.get("text", ""),
-                       "blocks": p.get("blocks") or [], "ts": ts}
+                       "blocks": p.get("blocks") or [], "ts": ts, "posted_text": p.get("text", "")}
             thread_ts = p.get("thread_ts")
             if thread_ts:
                 message["thread_ts"] = thread_ts
@@ -770,10 +770,11 @@ class SlackBotHarness:
         return self.slack.wait_for(final, timeout_s)
 
     def placeholder_ts(self, event_ts: str, channel: str = "C0GENERAL") -> str | None:
-        for m in self.slack.thread_messages(channel, event_ts):
-            if m.get("bot_id"):
+        ours = [m for m in self.slack.thread_messages(channel, event_ts) if m.get("bot_id")]
+        for m in ours:
+            if m.get("posted_text") == "Looking through the documents…":
                 return m["ts"]
-        return None
+        return ours[0]["ts"] if ours else None
 
     def posts(self, channel: str | None = None) -> list:
         return [c for c in self.slack.calls("chat.postMessage") if channel is None or c.params["channel"] == channel]
