@@ -307,10 +307,12 @@ class SlackConnector:
 
     def _experts(self, asking: Asking, answer: Answer) -> str | None:
         """The channel's experts, named only on an abstention (see `blocks.expert_mention`)."""
-        if answer.outcome is not Outcome.abstained or asking.is_dm:
+        # An assistant thread (a DM) names the experts of the channel it was opened next to.
+        channel = asking.context_channel or (None if asking.is_dm else asking.channel)
+        if answer.outcome is not Outcome.abstained or channel is None:
             return None
         try:
-            return self.channel_settings.get(asking.team, asking.channel).experts
+            return self.channel_settings.get(asking.team, channel).experts
         except Exception:  # no expert beats no answer
             log.warning("reading channel settings for %s failed", asking.channel, exc_info=True)
             return None

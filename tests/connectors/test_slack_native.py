@@ -289,7 +289,8 @@ def test_native_surface_posts_no_links_or_mentions_from_document_or_model_text(s
 
 
 def test_every_native_message_passes_slacks_block_checks(settings, slack):
-    docent = _docent(settings, reply=REPLY + "\n\n```\n" + "\n".join(f"row {i} <tag>" for i in range(40)) + "\n```")
+    docent = _docent(settings, reply=REPLY + "\n\n```\n" + "\n".join(f"row {i} <tag>" for i in range(40)) + "\n```",
+                     pause_s=0.01)
     try:
         with serve(docent, settings, slack) as bot:
             bot.send(mention_event(QUESTION, ts="1700003800.000100"))
