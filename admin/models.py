@@ -175,3 +175,21 @@ class ScopeGeneration(SQLModel, table=True):
     channel: str = Field(primary_key=True, max_length=128)
     generation: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     changed_at: datetime = Field(default_factory=utcnow)
+
+
+class ChannelSetting(SQLModel, table=True):
+    """An admin's settings for one channel: auto-answer (help channels) and who to ask instead.
+
+    `experts` is the platform's own reference to a person or group (Slack `U…`/`W…` or `S…`),
+    validated by the connector that set it; docent builds the mention from it itself.
+    """
+
+    __tablename__ = "channel_setting"
+
+    platform: str = Field(primary_key=True, max_length=32)
+    workspace: str = Field(primary_key=True, max_length=128)
+    channel: str = Field(primary_key=True, max_length=128)
+    autoanswer: bool = False
+    experts: str | None = Field(default=None, max_length=64)
+    updated_by: str = Field(default="", max_length=128)
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -1,5 +1,6 @@
 """Admin operations shared by Slack, Discord and the CLI: upload, list, remove, usage, caps, feedback,
-coverage gaps.
+coverage gaps,
+per-channel settings and forgetting an uninstalled workspace.
 
 Connectors establish *who* is acting (`Actor`) and render the results; the authorization checks
 and the bookkeeping live here, once. `admin` may import `knowledge`, never `bot`: the injection
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING, Callable
 
 from sqlmodel import select
 
+from admin import channel_settings
 from admin.db import Database
 from admin.gaps import GapsReport, find_gaps
-from admin.models import Document, UserCap
+from admin.models import ChannelSetting, Document, UserCap
 from admin.registry import DocumentRegistry, flag_reasons_json, flag_reasons_list
 from admin.reports import UsageReport, build_usage_report, render_usage_chart
 from admin.types import Actor, InvalidCap, NotAuthorized, NotFound
@@ -56,6 +58,30 @@ class UserCapRecord:
     daily_cap_usd: float
     set_by: str
     set_at: datetime
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    """One channel's settings; the defaults when an admin never changed any."""
+
+    platform: str
+    workspace: str
+    channel: str
+    autoanswer: bool = False
+    experts: str | None = None  # the platform's reference to a person or group (Slack U…/W…/S…)
+
+    @classmethod
+    def from_row(cls, row: ChannelSetting) -> "ChannelSettings":
+        return cls(row.platform, row.workspace, row.channel, row.autoanswer, row.experts)
+
+
+@dataclass(frozen=True)
+class WorkspaceForgotten:
+    """What `forget_workspace` removed."""
+
+    workspace: str
+    documents: int
+    channel_settings: int
 
 
 @dataclass(frozen=True)
@@ -394,9 +420,12 @@ class AdminOperations:
                 for r in rows
             ]
 
-    def record_feedback(self, request_id: str, user: str, helpful: bool, comment: str | None = None) -> None:
-        """One user's 👍/👎 on an answer; `comment` (with a 👎) must already be PII-redacted."""
-        self.registry.record_feedback(request_id, user, helpful, comment)
+    def record_feedback(self, request_id: str, user: str, helpful: bool, comment: str | None = None, *,
+                        at: datetime | None = None) -> None:
+        """One user's 👍/👎 on an answer; `comment` (with a 👎) must already be PII-redacted. With
+        `at` (when the user clicked), a click older than the one stored is ignored, so the latest
+        click per user counts even when two arrive out of order."""
+        self.registry.record_feedback(request_id, user, helpful, comment, at=at)
 
     def gaps(self, actor: Actor, workspace: str, *, embedder: "Embedder", days: int = 30,
              channel: str | None = None) -> GapsReport:
@@ -404,3 +433,54 @@ class AdminOperations:
         report names who asked). `embedder` is the bot's (`Docent.embedder`)."""
         self._require_admin(actor, "see coverage gaps")
         return find_gaps(self.db, embedder, workspace, days=days, channel=channel)
+
+    # --- per-channel settings ----------------------------------------------------------------
+    def channel_settings(self, platform: str, workspace: str, channel: str) -> ChannelSettings:
+        """Anyone's read (connectors consult it for every message in the channel)."""
+        row = channel_settings.get(self.db, platform, workspace, channel)
+        return ChannelSettings.from_row(row) if row is not None else ChannelSettings(platform, workspace, channel)
+
+    def set_autoanswer(self, actor: Actor, channel: str, on: bool) -> ChannelSettings:
+        """Turn answering top-level questions without a mention on or off in `channel` (admins only)."""
+        self._require_admin(actor, "change a channel's auto-answer setting")
+        row = channel_settings.update(self.db, actor.platform, actor.workspace, channel, by=actor.user_id, autoanswer=on)
+        log.info("auto-answer %s in %s/%s by %s", "on" if on else "off", actor.workspace, channel, actor.user_id)
+        return ChannelSettings.from_row(row)
+
+    def set_experts(self, actor: Actor, channel: str, experts: str | None) -> ChannelSettings:
+        """Who docent names when it can't answer in `channel` (None: nobody). Admins only; the
+        connector validates `experts` as its platform's reference to a person or group."""
+        self._require_admin(actor, "change a channel's experts")
+        row = channel_settings.update(self.db, actor.platform, actor.workspace, channel, by=actor.user_id,
+                                      experts=experts)
+        log.info("experts in %s/%s set to %s by %s", actor.workspace, channel, experts, actor.user_id)
+        return ChannelSettings.from_row(row)
+
+    def channel_settings_in(self, actor: Actor) -> list[ChannelSettings]:
+        """Every channel of the actor's workspace with settings (admins only)."""
+        self._require_admin(actor, "see channel settings")
+        return [ChannelSettings.from_row(r) for r in channel_settings.in_workspace(self.db, actor.platform,
+                                                                                  actor.workspace)]
+
+    # --- uninstall ---------------------------------------------------------------------------
+    def forget_workspace(self, actor: Actor, workspace: str) -> WorkspaceForgotten:
+        """Remove every document of `workspace` (store and registry) and its channel settings —
+        what happens when the platform says docent was uninstalled there. The usage ledger and
+        feedback stay: they hold no document text, and costs must still add up."""
+        self._require_admin(actor, "remove a workspace's documents")
+        with self.db.session() as session:
+            docs = list(session.execute(select(Document).where(Document.workspace == workspace)).scalars())
+        removed = 0
+        for doc in docs:
+            with self.registry.locked(doc.doc_id) as locked:
+                row = locked.delete()
+            if row is None:
+                continue  # removed meanwhile
+            doc_scope = Scope(row.workspace, row.channel)
+            self.knowledge.remove(doc_scope, row.name, through_version=row.version)
+            self._changed(doc_scope)
+            removed += 1
+        settings_removed = channel_settings.delete_workspace(self.db, actor.platform, workspace)
+        log.warning("forgot workspace %s/%s for %s: %d documents, %d channel settings", actor.platform, workspace,
+                    actor.user_id, removed, settings_removed)
+        return WorkspaceForgotten(workspace, removed, settings_removed)

@@ -131,19 +131,24 @@ class DocumentRegistry:
                 cap.set_at = datetime.now(timezone.utc)
 
     # --- feedback -------------------------------------------------------------------------
-    def record_feedback(self, request_id: str, user: str, helpful: bool, comment: str | None = None) -> None:
-        """The user's latest vote on one answer. A 👍 clears an earlier comment (it no longer
-        applies); a 👎 without a comment keeps the one given with an earlier 👎."""
+    def record_feedback(self, request_id: str, user: str, helpful: bool, comment: str | None = None, *,
+                        at: datetime | None = None) -> None:
+        """The user's latest vote on one answer (with `at`, when they clicked: an older click than
+        the one stored is ignored, so the latest counts whatever order two arrive in). A 👍 clears
+        an earlier comment (it no longer applies); a 👎 without a comment keeps the one given with
+        an earlier 👎."""
         t = Feedback.__table__
         comment = (comment or "").strip() or None
         stmt = _upsert(self.db, t).values(
-            request_id=request_id, user=user, helpful=helpful, ts=datetime.now(timezone.utc),
+            request_id=request_id, user=user, helpful=helpful, ts=at or datetime.now(timezone.utc),
             comment=None if helpful else comment,
         )
         kept = None if helpful else func.coalesce(stmt.excluded.comment, t.c.comment)
         stmt = stmt.on_conflict_do_update(
             index_elements=["request_id", "user"],
             set_=dict(helpful=stmt.excluded.helpful, ts=stmt.excluded.ts, comment=kept),
+            # The latest click wins, whatever order two clicks are processed in.
+            where=t.c.ts <= stmt.excluded.ts,
         )
         with self.db.session() as session:
             session.execute(stmt)

@@ -99,6 +99,26 @@ class Settings(BaseSettings):
     slack_thread_followups: bool = True
     slack_thread_history: int = 10
     slack_dm_channel_docs: bool = False
+    # Distribution to several workspaces (Bolt's OAuth flow, HTTP mode): with both set, each
+    # workspace's own bot token comes from the installations in docent's database.
+    slack_client_id: str | None = Field(None, validation_alias=_env("SLACK_CLIENT_ID"))
+    slack_client_secret: SecretStr | None = Field(None, validation_alias=_env("SLACK_CLIENT_SECRET"))
+    slack_redirect_uri: str | None = Field(None, validation_alias=_env("SLACK_REDIRECT_URI"))
+    # Slack's AI-app surface, each tried first and dropped per workspace when Slack refuses it.
+    slack_native_streaming: bool = Field(True, description="Stream with chat.startStream/appendStream/stopStream.")
+    slack_markdown_blocks: bool = Field(True, description="Answer text as a `markdown` block (else mrkdwn sections).")
+    slack_feedback_buttons: bool = Field(True, description="👍/👎 as Slack's feedback_buttons (else plain buttons).")
+    slack_stream_appends_per_minute: int = Field(
+        90, gt=0, description="chat.appendStream calls per workspace per minute (Slack allows ~100)."
+    )
+    slack_autoanswer_min_score: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Help channels answer unmentioned questions only at or above this answerability score; "
+        "default: halfway between the gate's threshold and 1.",
+    )
+    slack_private_answer_ttl_s: int = Field(
+        3600, gt=0, description="How long a private `/docent ask` answer can still be shared in the channel."
+    )
 
     # --- Discord --------------------------------------------------------------------------
     discord_token: SecretStr | None = Field(None, validation_alias=_env("DISCORD_TOKEN"))

@@ -66,7 +66,12 @@ def _set(secret) -> bool:
 def configured_names(settings: "Settings", *, http: bool = False) -> list[str]:
     """The platforms whose credentials are set (raises NoPlatformConfigured when none is)."""
     names = []
-    if _set(settings.slack_bot_token) and (_set(settings.slack_signing_secret) if http else _set(settings.slack_app_token)):
+    if http:
+        # Over HTTP several workspaces may each bring their own token (Bolt's OAuth flow).
+        tokens = _set(settings.slack_bot_token) or (bool(settings.slack_client_id) and _set(settings.slack_client_secret))
+        if tokens and _set(settings.slack_signing_secret):
+            names.append("slack")
+    elif _set(settings.slack_bot_token) and _set(settings.slack_app_token):
         names.append("slack")
     if _set(settings.discord_token):
         names.append("discord")

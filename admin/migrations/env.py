@@ -8,6 +8,7 @@ from sqlmodel import SQLModel
 
 import admin.events  # noqa: F401  (registers processed_event)
 import admin.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import admin.slack_installations  # noqa: F401  (Slack OAuth installations, bots and install states)
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -77,7 +77,10 @@ def _markdown():
     from markdown_it import MarkdownIt
     from mdformat.renderer import MDRenderer
 
-    md = MarkdownIt("commonmark", renderer_cls=MDRenderer)
+    # html off: with it on, a paragraph that starts like HTML ("<!here> …", "<div> …") is one raw
+    # html_block whose links and URLs are never looked at; off, that text is text and is checked
+    # like any other (a raw tag's URL is a bare URL to linkify).
+    md = MarkdownIt("commonmark", {"html": False}, renderer_cls=MDRenderer)
     md.options.update(mdformat={}, store_labels=True, parser_extension=[], codeformatters={})
     return md
 

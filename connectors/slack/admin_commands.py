@@ -1,4 +1,5 @@
-"""Admin work from Slack: `learn` (mention with a file), the "Add to docent" shortcut and `/docent`.
+"""Admin work from Slack: `learn` (mention with a file), the "Add to docent" shortcut and `/docent`
+(docs, forget, usage, caps, and the per-channel autoanswer and experts settings).
 
 Authorization is `AdminOperations`' (shared with Discord and the CLI); this module only
 establishes who the Slack user is (workspace admin/owner via users.info), fetches files with
@@ -12,13 +13,14 @@ import re
 import threading
 import time
 
-from slack_sdk import WebClient
-
 from admin.operations import parse_cap_usd
 from admin.types import Actor, InvalidCap, NotAuthorized, NotFound
 from connectors.slack import blocks
 from connectors.slack.asking import EVERYWHERE, Asking
+from connectors.slack.blocks import expert_mention
+from connectors.slack.clients import SlackClients
 from connectors.slack.files import FileFetchError, SlackFile, fetch_file
+from connectors.slack.help_channels import ChannelSettingsCache, parse_expert
 from connectors.slack.mrkdwn import document_text, escape
 from connectors.slack.replies import SlackReplies, reason_of
 from knowledge.types import WORKSPACE_WIDE, DocumentError, Scope
@@ -32,13 +34,18 @@ SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 HELP = """*docent* answers questions from the documents your admins added, with numbered sources.
 • Ask: mention me in a channel (`@docent how do I …?`), message me directly, or reply in a thread I answered.
+• `/docent ask <question>` — an answer only you see, with *Share in channel*
+• Message shortcut *Ask docent about this* — answers from that message, in its thread
 • `/docent docs` — documents linked to this channel (and workspace-wide ones)
 • `/docent usage [@user]` — questions and cost over the last 30 days (admins can see anyone)
 Admins:
 • Share a file (PDF, DOCX, TXT, Markdown, HTML) and mention me with `learn` in the same message — it is linked to this channel; `learn --everywhere` makes it workspace-wide.
 • Or use the message shortcut *Add to docent* on any message with a file.
 • `/docent forget <document>` (`forget --everywhere <document>` for a workspace-wide one)
-• `/docent caps` — per-user daily spending caps; `caps set @user 2.50` overrides one, `caps clear @user` restores the default"""
+• `/docent caps` — per-user daily spending caps; `caps set @user 2.50` overrides one, `caps clear @user` restores the default
+• `/docent autoanswer on|off` — in a help channel, answer top-level questions without a mention (only when sure; otherwise silent)
+• `/docent experts @person|@group|off` — who I suggest asking here when the documents don't answer
+• `/docent gaps [days]` — questions I couldn't answer (or that got 👎), grouped by meaning: which document to add next"""
 
 
 class SlackAdminDirectory:
@@ -50,8 +57,8 @@ class SlackAdminDirectory:
     stranger).
     """
 
-    def __init__(self, client: WebClient, ttl_s: float = ADMIN_CACHE_S):
-        self._client = client
+    def __init__(self, clients: SlackClients, ttl_s: float = ADMIN_CACHE_S):
+        self._clients = clients
         self._ttl_s = ttl_s
         self._cache: dict[tuple[str, str], tuple[float, bool]] = {}
         self._lock = threading.Lock()
@@ -63,7 +70,7 @@ class SlackAdminDirectory:
         if hit and now - hit[0] < self._ttl_s:
             return hit[1]
         try:
-            info = self._client.users_info(user=user)["user"]
+            info = self._clients.for_team(team).users_info(user=user)["user"]
             flag = (
                 bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
                 and bool(team)
@@ -79,13 +86,16 @@ class SlackAdminDirectory:
 
 
 class AdminCommands:
-    def __init__(self, docent, settings, client: WebClient, replies: SlackReplies):
+    def __init__(self, docent, settings, clients: SlackClients, channel_settings: ChannelSettingsCache):
         self.docent = docent
         self.settings = settings
-        self.client = client
-        self.replies = replies
-        self.admins = SlackAdminDirectory(client)
+        self.clients = clients
+        self.channel_settings = channel_settings
+        self.admins = SlackAdminDirectory(clients)
         self.max_file_bytes = int(settings.max_file_mb * 1024 * 1024)
+
+    def replies(self, team: str) -> SlackReplies:
+        return SlackReplies(self.clients.for_team(team))
 
     def actor(self, team: str, user: str) -> Actor:
         return Actor(PLATFORM, team, user, is_platform_admin=self.admins.is_admin(team, user))
@@ -94,11 +104,12 @@ class AdminCommands:
     def learn_from_mention(self, asking: Asking, options: str) -> None:
         actor = self.actor(asking.team, asking.user)
         reply_thread = asking.reply_thread
+        replies = self.replies(asking.team)
         if not self.docent.admin.is_admin(actor):
-            self.replies.post(asking.channel, reply_thread, blocks.notice(str(NotAuthorized("add documents"))))
+            replies.post(asking.channel, reply_thread, blocks.notice(str(NotAuthorized("add documents"))))
             return
         if not asking.files:
-            self.replies.post(
+            replies.post(
                 asking.channel,
                 reply_thread,
                 blocks.mrkdwn_notice(
@@ -108,37 +119,38 @@ class AdminCommands:
             )
             return
         scope = self._learn_scope(asking.team, asking.channel, asking.is_dm, everywhere=bool(EVERYWHERE.search(options)))
-        progress_ts = self.replies.post(asking.channel, reply_thread, blocks.notice(f"Reading {len(asking.files)} file(s)…"))
-        report = self._ingest_files(actor, [f.get("id", "") for f in asking.files], scope)
-        self.replies.replace_or_post(asking.channel, reply_thread, progress_ts, blocks.mrkdwn_notice(report))
+        progress_ts = replies.post(asking.channel, reply_thread, blocks.notice(f"Reading {len(asking.files)} file(s)…"))
+        report = self._ingest_files(asking.team, actor, [f.get("id", "") for f in asking.files], scope)
+        replies.replace_or_post(asking.channel, reply_thread, progress_ts, blocks.mrkdwn_notice(report))
 
     def learn_from_shortcut(self, body: dict) -> None:
         team = (body.get("team") or {}).get("id") or body.get("team_id") or ""
         channel = (body.get("channel") or {}).get("id", "")
         user = (body.get("user") or {}).get("id", "")
         actor = self.actor(team, user)
+        replies = self.replies(team)
         if not self.docent.admin.is_admin(actor):
-            self.replies.ephemeral(body, channel, user, str(NotAuthorized("add documents")))
+            replies.ephemeral(body, channel, user, str(NotAuthorized("add documents")))
             return
         files = (body.get("message") or {}).get("files") or []
         if not files:
-            self.replies.ephemeral(body, channel, user, "That message has no file to add. Use the shortcut on a message with a file.")
+            replies.ephemeral(body, channel, user, "That message has no file to add. Use the shortcut on a message with a file.")
             return
         scope = self._learn_scope(team, channel, channel.startswith("D"), everywhere=False)
-        report = self._ingest_files(actor, [f.get("id", "") for f in files], scope)
-        self.replies.ephemeral(body, channel, user, report, mrkdwn=True)
+        report = self._ingest_files(team, actor, [f.get("id", "") for f in files], scope)
+        replies.ephemeral(body, channel, user, report, mrkdwn=True)
 
     def _learn_scope(self, team: str, channel: str, is_dm: bool, *, everywhere: bool) -> Scope:
         if everywhere or (is_dm and not self.settings.slack_dm_channel_docs):
             return Scope.workspace_wide(team)
         return Scope(team, channel)
 
-    def _ingest_files(self, actor: Actor, file_ids: list[str], scope: Scope) -> str:
+    def _ingest_files(self, team: str, actor: Actor, file_ids: list[str], scope: Scope) -> str:
         where = "the whole workspace" if scope.channel == WORKSPACE_WIDE else f"<#{scope.channel}>"
         lines: list[str] = []
         for file_id in file_ids:
             try:
-                meta, data = fetch_file(self.client, file_id, max_bytes=self.max_file_bytes)
+                meta, data = fetch_file(self.clients.for_team(team), file_id, max_bytes=self.max_file_bytes)
                 report = self.docent.admin.upload(actor, meta.name, data, scope, url=meta.permalink)
             except (FileFetchError, DocumentError, NotAuthorized) as err:
                 lines.append(f":x: {document_text(str(err))}")
@@ -191,6 +203,10 @@ class AdminCommands:
                 days = min(int(rest), 365) if rest.strip().isdigit() else 30
                 text = "```\n" + escape(self.docent.admin.gaps(actor, team, embedder=self.docent.embedder,
                                                               days=days).render_text()) + "\n```"
+            elif verb == "autoanswer":
+                text = self._autoanswer(actor, channel, rest)
+            elif verb == "experts":
+                text = self._experts(actor, channel, rest)
             else:
                 text = f"I don't know `{escape(verb)}`.\n\n{HELP}"
         except (NotAuthorized, NotFound, InvalidCap) as err:
@@ -198,7 +214,46 @@ class AdminCommands:
         except Exception:
             log.exception("/docent %s failed", verb)
             text = "Sorry — that didn't work because of a problem on my side. Nothing was changed."
-        self.replies.ephemeral(body, channel, user, text, mrkdwn=True)
+        self.replies(team).ephemeral(body, channel, user, text, mrkdwn=True)
+
+    # --- per-channel settings ------------------------------------------------------------------
+    def _autoanswer(self, actor: Actor, channel: str, rest: str) -> str:
+        """`autoanswer` shows the setting, `autoanswer on|off` changes it (admins)."""
+        if channel.startswith("D"):
+            return "Auto-answer is for channels: run `/docent autoanswer on` in the help channel."
+        word = rest.strip().lower()
+        if word not in ("on", "off"):
+            current = self.channel_settings.get(actor.workspace, channel)
+            state = "on" if current.autoanswer else "off"
+            return f"Auto-answer is *{state}* here. `/docent autoanswer on|off` changes it (admins)."
+        found = self.docent.admin.set_autoanswer(actor, channel, word == "on")
+        self.channel_settings.changed(found)
+        if found.autoanswer:
+            return ("Auto-answer is *on* here: I'll answer top-level questions without a mention when the documents "
+                    "clearly answer them, and stay silent otherwise. Invite me to the channel if I'm not in it yet.")
+        return "Auto-answer is *off* here: mention me to ask."
+
+    def _experts(self, actor: Actor, channel: str, rest: str) -> str:
+        """`experts` shows who, `experts @person|@group` sets them, `experts off` clears them (admins)."""
+        if channel.startswith("D"):
+            return "Experts are set per channel: run `/docent experts @someone` in that channel."
+        word = rest.strip()
+        if not word:
+            current = self.channel_settings.get(actor.workspace, channel)
+            if current.experts is None:
+                return "No experts are set here. `/docent experts @person` or `@group` sets them (admins)."
+            return f"When I can't answer here I suggest asking `{escape(current.experts)}`."
+        if word.lower() in ("off", "none", "clear"):
+            found = self.docent.admin.set_experts(actor, channel, None)
+            self.channel_settings.changed(found)
+            return "No experts here any more: when I can't answer I'll just say so."
+        reference = parse_expert(word)
+        if reference is None or expert_mention(reference) is None:
+            return "Name one person or one user group: `/docent experts @person` or `/docent experts @group`."
+        found = self.docent.admin.set_experts(actor, channel, reference)
+        self.channel_settings.changed(found)
+        # The reply shows the id as code: docent's only mention is the one in an abstention.
+        return f"When the documents don't answer a question here, I'll suggest asking `{escape(reference)}`."
 
     def _docs_text(self, scope: Scope) -> str:
         records = self.docent.admin.list_documents(scope, include_workspace=True)

@@ -1,5 +1,8 @@
 """Wiring: a Bolt `App` around `SlackConnector`, served over Socket Mode (default) or HTTP.
 
+One workspace runs on SLACK_BOT_TOKEN; several (HTTP mode) on Bolt's OAuth flow, each with its
+own installation in docent's database (connectors/slack/oauth.py).
+
 Socket Mode runs on slack_sdk's asyncio client (connectors/slack/socket_mode.py) in `docent run`'s
 event loop; HTTP mode (`SlackHttpPlatform`) is for several replicas behind a load balancer: every
 replica serves the same signature-verified endpoint and the shared dedupe store makes each event
@@ -27,13 +30,17 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.metrics import PlatformConnection
-from connectors.slack import blocks
+from connectors.slack import blocks, oauth
+from connectors.slack.assistant import AssistantSurface
+from connectors.slack.clients import SlackClients
 from connectors.slack.connector import SlackConnector
 from connectors.slack.http_body import BodyRefused, read_body
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+ADD_TO_DOCENT = "add_to_docent"  # message shortcuts (connectors/slack_manifest.yaml)
+ASK_DOCENT = "ask_docent"
 # Slack's events, commands and interactions are a few KB; Bolt never sees a body over this.
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -72,35 +79,57 @@ def build_app(
     connector: SlackConnector | None = None,
     answer_workers: int = 8,
 ) -> App:
-    """The Bolt app with docent's listeners. Acks are immediate; work runs after the ack."""
-    client = client or make_web_client(settings)
-    connector = connector or SlackConnector(docent, settings, client, answer_workers=answer_workers)
+    """The Bolt app with docent's listeners. Acks are immediate; work runs after the ack.
+
+    With SLACK_CLIENT_ID and SLACK_CLIENT_SECRET it serves Bolt's OAuth flow and each
+    workspace's own token (connectors/slack/oauth.py); otherwise the single SLACK_BOT_TOKEN."""
     signing_secret = _secret(settings.slack_signing_secret, "") if settings.slack_signing_secret else ""
     if not signing_secret:
         # Socket Mode needs no secret (its requests skip verification); a random one makes sure an
         # HTTP request can never pass verification with a guessable (empty) key.
         signing_secret = secrets.token_hex(32)
-    app = App(
-        client=client,
-        signing_secret=signing_secret,
-        process_before_response=False,
-        # auth.test once at start: a bad token fails fast, and a burst of first events doesn't
-        # each call auth.test before its ack.
-        token_verification_enabled=True,
-        # Bolt only ever runs short listeners here (slow work goes to the connector's pool).
-        listener_executor=connector.listener_executor(),
-    )
+    if oauth.distributed(settings):
+        base = client or WebClient(base_url=settings.slack_api_url, timeout=30)  # no token: each workspace's own
+        flow = oauth.oauth_settings(settings, docent.db)
+        clients = SlackClients(base, installations=flow.installation_store,
+                               make_client=lambda token: make_web_client(settings, token))
+        connector = connector or SlackConnector(docent, settings, clients, answer_workers=answer_workers)
+        app = App(client=base, signing_secret=signing_secret, oauth_settings=flow, process_before_response=False,
+                  listener_executor=connector.listener_executor())
+    else:
+        client = client or make_web_client(settings)
+        connector = connector or SlackConnector(docent, settings, SlackClients(client), answer_workers=answer_workers)
+        app = App(
+            client=client,
+            signing_secret=signing_secret,
+            process_before_response=False,
+            # auth.test once at start: a bad token fails fast, and a burst of first events doesn't
+            # each call auth.test before its ack.
+            token_verification_enabled=True,
+            # Bolt only ever runs short listeners here (slow work goes to the connector's pool).
+            listener_executor=connector.listener_executor(),
+        )
+    # Assistant threads first: its middleware takes their messages before the plain listeners.
+    app.assistant(AssistantSurface(connector).middleware())
     app.event("app_mention")(connector.on_app_mention)
     app.event("message")(connector.on_message)
+    app.event("app_uninstalled")(connector.on_app_uninstalled)
+    app.event("tokens_revoked")(connector.on_tokens_revoked)
     app.command("/docent")(connector.on_command)
-    app.shortcut("add_to_docent")(connector.on_add_to_docent)
-    app.action(re.compile(f"^({blocks.FEEDBACK_UP}|{blocks.FEEDBACK_DOWN})$"))(connector.on_feedback)
+    app.shortcut(ADD_TO_DOCENT)(connector.on_add_to_docent)
+    app.shortcut(ASK_DOCENT)(connector.on_ask_about_message)
+    feedback = "|".join(re.escape(a) for a in (blocks.FEEDBACK_UP, blocks.FEEDBACK_DOWN, blocks.FEEDBACK_BUTTONS))
+    app.action(re.compile(f"^({feedback})$"))(connector.on_feedback)
+    app.action(blocks.SHARE)(connector.on_share)
     app.docent_connector = connector  # type: ignore[attr-defined]  # for close() and tests
     return app
 
 
 def require_credentials(settings, *, http: bool) -> None:
     """Raise SlackSetupError naming the token or secret the chosen mode lacks."""
+    if http and oauth.distributed(settings):
+        _secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
+        return
     _secret(settings.slack_bot_token, "SLACK_BOT_TOKEN")
     if http:
         _secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
@@ -212,7 +241,7 @@ class SlackHttpPlatform:
     name = "slack"
 
     def __init__(self, docent, settings, port: int = 3000, *, host: str = "0.0.0.0", answer_workers: int = 8) -> None:
-        _secret(settings.slack_signing_secret, "SLACK_SIGNING_SECRET")
+        require_credentials(settings, http=True)
         self.docent = docent
         self.settings = settings
         self.port = port
@@ -231,6 +260,8 @@ class SlackHttpPlatform:
         self._thread.start()
         self.connection.connected()
         log.info("docent Slack events endpoint on http://%s:%d%s", self.host, self.server.server_port, EVENTS_PATH)
+        if oauth.distributed(self.settings):
+            log.info("Slack install page on http://%s:%d%s", self.host, self.server.server_port, oauth.INSTALL_PATH)
 
     def is_connected(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

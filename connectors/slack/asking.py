@@ -22,6 +22,9 @@ class Asking:
     thread_ts: str | None
     event_id: str
     files: tuple[dict, ...] = ()
+    # An assistant thread (a DM) answers from the channel the user was viewing when they opened it.
+    context_channel: str | None = None
+    assistant: bool = False
 
     @property
     def reply_thread(self) -> str | None:

@@ -52,41 +52,45 @@ def _retry_after_s(err: SlackApiError) -> float | None:
     return 1.0
 
 
-class ProgressEdits:
-    """A streaming answer shown in its placeholder without ever holding the answer up.
+class NewestOnly:
+    """Sends the newest of a stream of offers without ever holding the offerer up.
 
-    Edits leave on a worker thread (the model's stream never waits for Slack), through a client
-    without retries, newest text only. A 429 drops the edit: nothing more is sent before its
-    Retry-After has passed, and the pause between edits doubles. `close()` waits for an edit
-    already on the wire, so the final answer — sent afterwards through the retrying client — is
-    always the last word in the message.
+    Sends leave on a worker thread (the model's stream never waits for Slack), one at a time,
+    newest offer only. A 429 drops the send: nothing more is sent before its Retry-After has
+    passed, and the pause between sends doubles. `close()` waits for a send already on the wire,
+    so whatever the caller sends afterwards is always the last word. Subclasses say what a send
+    is (`_send`, raising SlackApiError when Slack refuses).
     """
 
-    def __init__(self, client: WebClient, channel: str, ts: str, executor: Executor, *,
-                 clock: Callable[[], float] = time.monotonic):
-        self._client = client
+    def __init__(self, channel: str, executor: Executor, *, clock: Callable[[], float] = time.monotonic):
         self._channel = channel
-        self._ts = ts
         self._executor = executor
         self._clock = clock
-        self._pending: blocks.SlackMessage | None = None
+        self._pending = None
         self._running = False
         self._closed = False
         self._not_before = 0.0
-        self._interval = 0.0  # least time between edits once Slack sent a 429 (2 s, 4 s …)
+        self._interval = 0.0  # least time between sends once Slack sent a 429 (2 s, 4 s …)
         self._idle = threading.Condition()
         self.sent = 0
         self.dropped = 0
 
-    def offer(self, message: blocks.SlackMessage) -> None:
-        """Show `message` as soon as Slack allows; drop it if Slack asked us to wait."""
+    def _send(self, item) -> None:
+        raise NotImplementedError
+
+    def _refused(self, err: Exception) -> None:
+        """Slack refused a send for a reason other than a 429 (logged; subclasses may stop)."""
+        log.info("progress send failed in %s: %s", self._channel, reason_of(err))
+
+    def offer(self, item) -> None:
+        """Send `item` as soon as Slack allows; drop it if Slack asked us to wait."""
         with self._idle:
             if self._closed or self._clock() < self._not_before:
                 self.dropped += 1
                 return
-            self._pending = message
+            self._pending = item
             if self._running:
-                return  # the worker picks up the newest text when its edit returns
+                return  # the worker picks up the newest offer when its send returns
             self._running = True
         try:
             self._executor.submit(self._drain)
@@ -98,30 +102,30 @@ class ProgressEdits:
     def _drain(self) -> None:
         while True:
             with self._idle:
-                message, self._pending = self._pending, None
-                if message is None or self._closed or self._clock() < self._not_before:
+                item, self._pending = self._pending, None
+                if item is None or self._closed or self._clock() < self._not_before:
                     self._running = False
                     self._idle.notify_all()
                     return
-            self._edit(message)
+            self._attempt(item)
 
-    def _edit(self, message: blocks.SlackMessage) -> None:
+    def _attempt(self, item) -> None:
         try:
-            self._client.chat_update(channel=self._channel, ts=self._ts, **message.as_kwargs())
+            self._send(item)
         except SlackApiError as err:
             retry_after = _retry_after_s(err)
             if retry_after is None:
-                log.info("progress edit failed in %s: %s", self._channel, reason_of(err))
+                self._refused(err)
                 return
             with self._idle:
                 self._interval = min(PROGRESS_MAX_INTERVAL_S, max(2.0, self._interval * 2))
                 self._not_before = self._clock() + max(retry_after, self._interval)
                 self._pending = None
                 self.dropped += 1
-            log.info("progress edits in %s paused %.0f s after a 429", self._channel, retry_after)
+            log.info("progress in %s paused %.0f s after a 429", self._channel, retry_after)
             return
         except Exception as err:
-            log.info("progress edit failed in %s: %s", self._channel, reason_of(err))
+            self._refused(err)
             return
         with self._idle:
             self.sent += 1
@@ -133,11 +137,26 @@ class ProgressEdits:
             return self._idle.wait_for(lambda: not self._running, timeout_s)
 
     def close(self, timeout_s: float = PROGRESS_TIMEOUT_S + 1) -> None:
-        """No more edits; returns once an edit under way has finished (or timed out)."""
+        """No more sends; returns once a send under way has finished (or timed out)."""
         with self._idle:
             self._closed = True
             self._pending = None
         self.wait_idle(timeout_s)
+
+
+class ProgressEdits(NewestOnly):
+    """A streaming answer shown in its placeholder (chat.update), through a client without
+    retries, newest text only (see `NewestOnly`). The final answer — sent afterwards through the
+    retrying client — is always the last word in the message."""
+
+    def __init__(self, client: WebClient, channel: str, ts: str, executor: Executor, *,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__(channel, executor, clock=clock)
+        self._client = client
+        self._ts = ts
+
+    def _send(self, message: blocks.SlackMessage) -> None:
+        self._client.chat_update(channel=self._channel, ts=self._ts, **message.as_kwargs())
 
 
 class SlackReplies:
@@ -147,20 +166,26 @@ class SlackReplies:
     def __init__(self, client: WebClient):
         self.client = client
 
+    def post_or_raise(self, channel: str, thread_ts: str | None, message: blocks.SlackMessage) -> str:
+        # No previews: a document's or the model's URL must not fetch or show anything.
+        kwargs = {**message.as_kwargs(), "unfurl_links": False, "unfurl_media": False}
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        return self.client.chat_postMessage(channel=channel, **kwargs)["ts"]
+
+    def update_or_raise(self, channel: str, ts: str, message: blocks.SlackMessage) -> None:
+        self.client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+
     def post(self, channel: str, thread_ts: str | None, message: blocks.SlackMessage) -> str | None:
         try:
-            # No previews: a document's or the model's URL must not fetch or show anything.
-            kwargs = {**message.as_kwargs(), "unfurl_links": False, "unfurl_media": False}
-            if thread_ts:
-                kwargs["thread_ts"] = thread_ts
-            return self.client.chat_postMessage(channel=channel, **kwargs)["ts"]
+            return self.post_or_raise(channel, thread_ts, message)
         except Exception as err:
             log.error("chat.postMessage failed in %s: %s", channel, reason_of(err))
             return None
 
     def update(self, channel: str, ts: str, message: blocks.SlackMessage) -> bool:
         try:
-            self.client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+            self.update_or_raise(channel, ts, message)
             return True
         except Exception as err:
             log.error("chat.update failed in %s: %s", channel, reason_of(err))
@@ -175,20 +200,26 @@ class SlackReplies:
 
     def ephemeral(self, body: dict, channel: str, user: str, text: str, *, mrkdwn: bool = False) -> None:
         """Only the person who asked sees it: via the payload's response_url, else chat.postEphemeral."""
-        message = blocks.mrkdwn_notice(text) if mrkdwn else blocks.notice(text)
+        self.ephemeral_message(body, channel, user, blocks.mrkdwn_notice(text) if mrkdwn else blocks.notice(text))
+
+    def ephemeral_message(self, body: dict, channel: str, user: str, message: blocks.SlackMessage, *,
+                          replace_original: bool = False) -> Exception | None:
+        """`message` for the person who acted only; None when shown, else the last refusal."""
         response_url = body.get("response_url")
         if response_url:
             try:
                 response = WebhookClient(response_url).send(
-                    text=message.text, blocks=list(message.blocks), response_type="ephemeral", replace_original=False,
-                    unfurl_links=False, unfurl_media=False,
+                    text=message.text, blocks=list(message.blocks), response_type="ephemeral",
+                    replace_original=replace_original, unfurl_links=False, unfurl_media=False,
                 )
                 if response.status_code == 200:
-                    return
-                log.warning("response_url post failed with HTTP %s", response.status_code)
+                    return None
+                log.warning("response_url post failed with HTTP %s: %s", response.status_code, response.body[:200])
             except Exception as err:  # fall back to the Web API below
                 log.warning("response_url post failed: %s", reason_of(err))
         try:
             self.client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
+            return None
         except Exception as err:
             log.error("chat.postEphemeral failed in %s: %s", channel, reason_of(err))
+            return err

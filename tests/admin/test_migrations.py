@@ -14,10 +14,12 @@ from sqlmodel import SQLModel
 
 import admin.events  # noqa: F401  (its table is migrated too)
 import admin.models  # noqa: F401
+import admin.slack_installations  # noqa: F401
 
 EXPECTED_TABLES = {
     "request_record", "daily_user_total", "document", "channel_link", "feedback", "user_cap",
     "scope_generation", "processed_event", "alembic_version",
+    "channel_setting", "slack_installation", "slack_bot", "slack_oauth_state",
 }
 
 
@@ -31,7 +33,7 @@ def test_migrated_schema_matches_models(db):
 def test_migrate_twice_is_a_no_op(db):
     db.migrate()
     with db.engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0004_feedback_comment"
+        assert MigrationContext.configure(conn).get_current_revision() == "0005"
 
 
 def test_migrate_runs_from_any_working_directory(tmp_path):

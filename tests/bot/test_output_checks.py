@@ -86,6 +86,14 @@ def test_html_tags_with_urls_are_removed():
     assert "evil.example" not in verdict.text
 
 
+def test_text_that_starts_like_html_does_not_hide_its_links():
+    # "<!here>" or "<div>" first made the whole paragraph a raw HTML block nobody checked.
+    for start in ("<!here>", "<div>", "<!-- x -->"):
+        verdict = check(f"{start} Refunds take thirty days [1], see [this](https://evil.example/y) or "
+                        "https://evil.example/z.")
+        assert "evil.example" not in verdict.text, start
+
+
 # Hardening review, item 1: links the regex filter let through (quoted or parenthesised titles,
 # angle-bracket destinations, reference definitions, Slack's <url|text>, scheme-less URLs).
 SMUGGLED = [

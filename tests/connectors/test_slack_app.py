@@ -1,5 +1,9 @@
 """The real Bolt app served over HTTP on loopback, fed signed Slack requests, talking to a fake
-Slack Web API, answering with the real `Docent.from_settings(settings)` (hash embedder)."""
+Slack Web API, answering with the real `Docent.from_settings(settings)` (hash embedder).
+
+These pin the classic surface — placeholder + chat.update, mrkdwn sections, plain 👍/👎 — that
+every workspace falls back to; test_slack_native.py covers Slack's AI-app surface and the
+refusals that lead back here."""
 
 from __future__ import annotations
 
@@ -44,6 +48,12 @@ HANDBOOK = (
     "# Expenses\n\nTaxi receipts must be submitted within thirty days through the expense portal.\n"
 )
 HANGAR = "# Zeppelin hangar\n\nThe zeppelin hangar door code is 4711 and the hangar closes at 22:00 on weekdays.\n"
+
+
+@pytest.fixture
+def settings(settings):
+    return settings.model_copy(update={"slack_native_streaming": False, "slack_markdown_blocks": False,
+                                       "slack_feedback_buttons": False})
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from hypothesis import given, settings as hsettings, strategies as st
@@ -196,3 +197,77 @@ def test_bot_token_is_not_forwarded_on_a_redirect_to_another_host():
     finally:
         origin.shutdown()
         target.shutdown()
+
+
+# --- Slack's AI-app surface: markdown blocks, feedback buttons, related passages, experts -----------
+def test_agent_style_answer_is_a_markdown_block_with_sources_and_feedback_buttons_slack_accepts():
+    from tests.fakes.slack_api import block_problems
+
+    answer = Answer(text="Twenty-five days [1] — see **Leave** & <@U0BOSS>.", sources=(_source(1, "https://ex.com/h1"),),
+                    outcome=Outcome.answered, usage=Usage(model="m"), request_id="Ev7")
+    (message,) = blocks.answer_messages(answer, style=blocks.AGENT)
+    assert [b["type"] for b in message.blocks] == ["markdown", "section", "context_actions"]
+    assert message.blocks[0]["text"] == "Twenty-five days [1] — see **Leave** &amp; &lt;@U0BOSS&gt;."
+    buttons = message.blocks[-1]["elements"][0]
+    assert (buttons["positive_button"]["value"], buttons["negative_button"]["value"]) == ("up:Ev7", "down:Ev7")
+    assert blocks.feedback_vote({"action_id": blocks.FEEDBACK_BUTTONS, "value": "down:Ev7"}) == ("Ev7", False)
+    assert blocks.feedback_vote({"action_id": blocks.FEEDBACK_UP, "value": "Ev7"}) == ("Ev7", True)
+    assert blocks.feedback_vote({"action_id": blocks.FEEDBACK_BUTTONS, "value": "sideways:Ev7"}) is None
+    assert block_problems(list(message.blocks)) == []
+
+
+def test_abstention_offers_related_passages_never_sources_and_names_the_experts():
+    answer = Answer(text="I couldn't find this.", sources=(), outcome=Outcome.abstained, usage=Usage(model="m"),
+                    request_id="Ev8", related=(_source(1, "https://ex.com/h1"), _source(2)))
+    (message,) = blocks.answer_messages(answer, style=blocks.AGENT, experts="S0HELP")
+    kinds = [(b["type"], b.get("block_id")) for b in message.blocks]
+    assert kinds == [("markdown", None), ("context", blocks.RELATED_BLOCK), ("section", blocks.EXPERTS_BLOCK),
+                     ("context_actions", blocks.FEEDBACK_BLOCK_ID)]
+    related = [e["text"] for e in message.blocks[1]["elements"]]
+    assert "don't answer it" in related[0]
+    assert related[1:] == ["[1] <https://ex.com/h1|Handbook 1> — p. 2, Leave › Vacation", "[2] Handbook 2 — p. 3, Leave › Vacation"]
+    assert "<!subteam^S0HELP>" in message.blocks[2]["text"]["text"] and "<!subteam^S0HELP>" in message.text
+    # An answered question never names anyone, and related passages are for abstentions only.
+    answered = dataclasses.replace(answer, outcome=Outcome.answered, sources=(_source(1),))
+    (plain,) = blocks.answer_messages(answered, style=blocks.AGENT, experts="S0HELP")
+    assert "subteam" not in str(plain.blocks) and blocks.RELATED_BLOCK not in str(plain.blocks)
+
+
+def test_only_a_well_formed_reference_becomes_the_expert_mention():
+    assert blocks.expert_mention("U0EXPERT") == "<@U0EXPERT>"
+    assert blocks.expert_mention("W0GRID") == "<@W0GRID>"
+    assert blocks.expert_mention("S0GROUP") == "<!subteam^S0GROUP>"
+    for bad in (None, "", "<@U0X>", "here", "!channel", "U0X>", "u0lower", "C0CHANNEL", "U0X|y"):
+        assert blocks.expert_mention(bad) is None, bad
+
+
+def test_long_markdown_answer_keeps_every_message_within_slacks_markdown_budget():
+    from tests.fakes.slack_api import MARKDOWN_BUDGET, block_problems
+
+    para = " ".join(f"Sentence {i} cites [{i % 9 + 1}] & <b>." for i in range(150))
+    code = "```python\n" + "\n".join(f"line {i} = {i} * 2  # <tag>" for i in range(700)) + "\n```"
+    answer = Answer(text="\n\n".join([para, code, para] * 4), sources=tuple(_source(i) for i in range(1, 10)),
+                    outcome=Outcome.answered, usage=Usage(model="m"), request_id="Ev2")
+    messages = blocks.answer_messages(answer, style=blocks.AGENT)
+    assert len(messages) > 2
+    markdown = []
+    for m in messages:
+        assert block_problems(list(m.blocks)) == [], m.blocks
+        assert sum(len(b["text"]) for b in m.blocks if b["type"] == "markdown") <= MARKDOWN_BUDGET
+        markdown += [b["text"] for b in m.blocks if b["type"] == "markdown"]
+    for text in markdown:
+        assert text.count("```") % 2 == 0  # every code piece is a complete fence
+    joined = "\n".join(markdown)
+    for i in range(700):
+        assert f"line {i} = {i} * 2  # &lt;tag&gt;" in joined
+    assert messages[-1].blocks[-1]["type"] == "context_actions"
+
+
+def test_downgrade_turns_the_newer_blocks_into_their_classic_twins():
+    answer = Answer(text="Twenty-five **days** [1] & <@U0X>.", sources=(_source(1),), outcome=Outcome.answered,
+                    usage=Usage(model="m"), request_id="Ev3")
+    (agent,) = blocks.answer_messages(answer, style=blocks.AGENT)
+    (classic,) = blocks.answer_messages(answer, style=blocks.CLASSIC)
+    assert blocks.downgraded_message(agent, blocks.CLASSIC).blocks == classic.blocks
+    only_buttons = blocks.downgraded_message(agent, blocks.RenderStyle(markdown=True))
+    assert [b["type"] for b in only_buttons.blocks] == ["markdown", "section", "actions"]
