@@ -1,15 +1,17 @@
 """Measure the injection defenses.
 
-* `evaluate_injection_file` — direct injection: a JSONL file of `{"text", "label"}` rows
-  (label 1 = injection, 0 = benign). A row counts as *detected* when the detector's level is
-  at least `BLOCKING_LEVEL` (medium): the level from which the pipeline blocks or warns.
+* `evaluate_injection_file` — direct injection: JSONL files of `{"text", "label"}` rows
+  (label 1 = injection, 0 = benign), scored as one set. A row counts as *detected* when the
+  detector's level is at least `BLOCKING_LEVEL` (medium): the level from which the pipeline
+  blocks or warns. Question files without labels (the QA sets' `question` field) are read with
+  `text_fields=("text", "question")` and `label=0`: a row without a label is an honest question.
 * `evaluate_document_scan` — indirect injection: each attack instruction is hidden at a random
   paragraph boundary of a random Markdown page, and the ingest scan must flag the page; every
   clean page is scanned too, for the false-positive rate.
 
 Command line (the lead's `docent eval injection` calls the same functions):
 
-    python -m gauges.injection FILE.jsonl [--json] [--heuristic-only]
+    python -m gauges.injection FILE.jsonl [FILE.jsonl …] [--text-field NAME …] [--label 0|1] [--details] [--json] [--heuristic-only]
     python -m gauges.injection --documents HANDBOOK_DIR --attacks ATTACKS.jsonl [--json]
 """
 
@@ -21,7 +23,7 @@ import random
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from bot.guards.injection import (
     BLOCKING_LEVEL,
@@ -33,7 +35,10 @@ from bot.guards.injection import (
 )
 
 
-def read_labelled_rows(path: Path) -> list[tuple[str, int]]:
+def read_labelled_rows(path: Path, text_fields: Sequence[str] = ("text",), label: int | None = None) -> list[tuple[str, int]]:
+    """(text, label) rows: the text from the first of `text_fields` a row has; `label`, when
+    given, is the label of rows that have none (question files: every row honest)."""
+    expected = " or ".join(repr(f) for f in text_fields) + ("" if label is not None else " and 'label'")
     rows: list[tuple[str, int]] = []
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
@@ -41,9 +46,12 @@ def read_labelled_rows(path: Path) -> list[tuple[str, int]]:
                 continue
             try:
                 row = json.loads(line)
-                rows.append((str(row["text"]), int(row["label"])))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{n}: expected a JSON object with 'text' and 'label' ({exc})") from exc
+                field = next((f for f in text_fields if f in row), None) if isinstance(row, dict) else None
+                if field is None or ("label" not in row and label is None):
+                    raise ValueError(f"{path}:{n}: expected a JSON object with {expected}")
+                rows.append((str(row[field]), int(row["label"]) if "label" in row else label))
+            except (ValueError, TypeError) as exc:
+                raise ValueError(str(exc) if str(exc).startswith(f"{path}:") else f"{path}:{n}: {exc}") from exc
     return rows
 
 
@@ -51,15 +59,29 @@ def _rate(hits: int, total: int) -> float | None:
     return hits / total if total else None
 
 
-def evaluate_injection_file(path: Path, detector: InjectionDetector) -> dict[str, Any]:
-    rows = read_labelled_rows(Path(path))
+def evaluate_injection_file(
+    paths: Path | Sequence[Path],
+    detector: InjectionDetector,
+    *,
+    text_fields: Sequence[str] = ("text",),
+    label: int | None = None,
+    details: bool = False,
+) -> dict[str, Any]:
+    """Detection and false-positive rates over the rows of all `paths` together, and per file.
+
+    `details` adds the benign rows that were flagged and the injections that were missed, with
+    the detector's reasons: what to read when tuning on a dev set (never on a test set).
+    """
+    paths = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
+    per_file = [(p, read_labelled_rows(p, text_fields, label)) for p in paths]
+    rows = [row for _, file_rows in per_file for row in file_rows]
     verdicts = detect_many(detector, [text for text, _ in rows])
     detected = [v.level >= BLOCKING_LEVEL for v in verdicts]
-    n_injection = sum(1 for _, label in rows if label == 1)
+    n_injection = sum(1 for _, lab in rows if lab == 1)
     n_benign = len(rows) - n_injection
-    true_pos = sum(1 for (_, label), d in zip(rows, detected) if label == 1 and d)
-    false_pos = sum(1 for (_, label), d in zip(rows, detected) if label != 1 and d)
-    return {
+    true_pos = sum(1 for (_, lab), d in zip(rows, detected) if lab == 1 and d)
+    false_pos = sum(1 for (_, lab), d in zip(rows, detected) if lab != 1 and d)
+    result: dict[str, Any] = {
         "detection_rate": _rate(true_pos, n_injection),
         "false_positive_rate": _rate(false_pos, n_benign),
         "n_injection": n_injection,
@@ -67,7 +89,25 @@ def evaluate_injection_file(path: Path, detector: InjectionDetector) -> dict[str
         "detected": true_pos,
         "false_positives": false_pos,
         "blocking_level": BLOCKING_LEVEL.name,
+        "files": [],
     }
+    start = 0
+    for path, file_rows in per_file:
+        flags = detected[start : start + len(file_rows)]
+        result["files"].append({
+            "file": str(path),
+            "rows": len(file_rows),
+            "detected": sum(1 for (_, lab), d in zip(file_rows, flags) if lab == 1 and d),
+            "false_positives": sum(1 for (_, lab), d in zip(file_rows, flags) if lab != 1 and d),
+        })
+        start += len(file_rows)
+    if details:
+        def described(text: str, verdict) -> dict[str, Any]:
+            return {"text": text, "level": verdict.level.name, "score": verdict.score, "reasons": list(verdict.reasons)}
+
+        result["flagged_benign"] = [described(t, v) for (t, lab), v, d in zip(rows, verdicts, detected) if lab != 1 and d]
+        result["missed_injections"] = [described(t, v) for (t, lab), v, d in zip(rows, verdicts, detected) if lab == 1 and not d]
+    return result
 
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
@@ -145,7 +185,11 @@ def _load_embedder(heuristic_only: bool):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gauges.injection", description=__doc__.split("\n\n")[0])
-    parser.add_argument("file", nargs="?", type=Path, help="JSONL with text,label")
+    parser.add_argument("files", nargs="*", type=Path, help="JSONL with text,label (several files are scored as one set)")
+    parser.add_argument("--text-field", action="append", dest="text_fields", metavar="NAME",
+                        help="field holding the text; repeatable, the first a row has wins (default: text)")
+    parser.add_argument("--label", type=int, choices=(0, 1), help="label of rows that have none (0: honest questions)")
+    parser.add_argument("--details", action="store_true", help="list flagged benign rows and missed injections")
     parser.add_argument("--documents", type=Path, help="folder of Markdown pages for the ingest-scan evaluation")
     parser.add_argument("--attacks", type=Path, help="BIPIA-style JSONL with an 'instruction' field")
     parser.add_argument("--split", default=None, help="only attack rows of this split")
@@ -153,12 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heuristic-only", action="store_true", help="skip the embedding layer")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    if not args.file and not (args.documents and args.attacks):
+    if not args.files and not (args.documents and args.attacks):
         parser.error("give FILE.jsonl, or --documents DIR --attacks FILE.jsonl")
 
     embedder = _load_embedder(args.heuristic_only)
-    if args.file:
-        result = evaluate_injection_file(args.file, default_detector(embedder))
+    if args.files:
+        result = evaluate_injection_file(
+            args.files, default_detector(embedder), text_fields=args.text_fields or ("text",),
+            label=args.label, details=args.details,
+        )
     else:
         # Documents use the document heuristics (DocumentScanner's default) + the off-topic layer.
         result = evaluate_document_scan(args.documents, args.attacks, None, seed=args.seed, embedder=embedder, split=args.split)
@@ -171,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             elif isinstance(value, list):
                 print(f"{key:>22}: {len(value)}")
                 for item in value[:40]:
+                    if isinstance(item, dict):
+                        item = ", ".join(f"{k}={v}" for k, v in item.items())
                     print(f"{'':>24}- {item[:140]}")
             else:
                 print(f"{key:>22}: {value}")

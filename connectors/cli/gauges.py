@@ -67,15 +67,32 @@ def eval_qa(
 
 @eval_app.command("injection")
 def eval_injection(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL with text and label (1 = injection)."),
+    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="JSONL files with text and label (1 = injection), scored as one set."),
+    text_field: list[str] = typer.Option(["text"], "--text-field", help="Field holding the text; repeatable, the first a row has wins (e.g. --text-field text --text-field question)."),
+    label: Optional[int] = typer.Option(None, "--label", min=0, max=1, help="Label of rows that have none (0 = honest questions, e.g. the QA question files)."),
+    details: bool = typer.Option(False, "--details", help="List the flagged benign rows and the missed injections (for dev sets)."),
     as_json: bool = typer.Option(False, "--json"),
 ):
-    """Detection and false-positive rates of the prompt-injection detector."""
+    """Detection and false-positive rates of the prompt-injection detector, over all FILES and per file."""
     from bot.guards.injection import default_detector
     from gauges.injection import evaluate_injection_file
 
     settings = settings_for()
-    print_result(evaluate_injection_file(file, default_detector(_embedder(settings))), as_json)
+    detector = default_detector(_embedder(settings))
+    try:
+        result = evaluate_injection_file(files, detector, text_fields=text_field, label=label, details=details)
+    except ValueError as exc:  # a row without the fields asked for: say which line
+        raise typer.BadParameter(str(exc)) from None
+    if as_json:
+        print_result(result, as_json)
+        return
+    listed = {k: result.pop(k) for k in ("flagged_benign", "missed_injections") if k in result}
+    result["files"] = {Path(f["file"]).name: f"{f['rows']} rows, {f['detected']} detected, {f['false_positives']} FP" for f in result["files"]}
+    print_result(result, as_json)
+    for name, rows in listed.items():
+        typer.echo(f"{name}: {len(rows)}")
+        for row in rows:
+            typer.echo(f"  {row['level']:>6} {row['score']:.3f} {','.join(row['reasons']) or '-'}  {row['text'][:140]!r}")
 
 
 @app.command()

@@ -8,7 +8,8 @@ One module per concern; each layer is measurable on its own (`python -m gauges.i
 * `heuristic` — `HeuristicDetector`, the patterns combined by noisy-OR, run on the normalized
   text *and* on whatever was smuggled in Unicode tag characters.
 * `classifier` — `EmbeddingClassifierDetector`, logistic regression over sentence embeddings
-  with shipped weights, and `default_detector`, the question detector.
+  averaged with one over character n-grams (shipped weights), and `default_detector`, the
+  question detector.
 * `documents` — `DocumentScanner` / `scan_document`: indirect (BIPIA-style) injection, passages
   of a document that address the assistant rather than the reader.
 
