@@ -1,0 +1,220 @@
+"""all-MiniLM-L6-v2 through ONNX Runtime: `tokenizers` + `onnxruntime` + numpy, no torch.
+
+The ONNX file is exported from the packaged model folder on first use (`ensure_onnx_model`):
+once per model version and recipe, into a cache folder, by a child process (`knowledge.onnx_export`,
+which needs torch) so this process stays torch-free. The export is written under a temporary
+name and renamed into place, under a file lock, so two processes starting at once export once
+and neither can read a half-written file. Nothing is downloaded.
+
+The exported graph already pools and normalises; this module tokenizes exactly as
+sentence-transformers does (the packaged tokenizer.json, truncation at the model's
+max_seq_length, padding to the longest text of a batch), batches texts of similar length
+together, and runs the graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from knowledge.embeddings import DIM, Embedder, default_model_path, model_name_of
+
+log = logging.getLogger(__name__)
+
+ONNX_BACKENDS = ("onnx", "onnx-int8")
+_FILES = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx"}
+# Bump when the export or quantization recipe changes: old cached files are then not reused.
+RECIPE = "pooled-opset17-s8sym-perchannel-v1"
+_EXPORT_TIMEOUT_S = 900
+# Query-sized inputs run on a one-thread session: splitting a tiny matrix over threads costs
+# more than it saves, and on a busy machine it waits for a second core (as `_few_threads` does
+# for torch).
+SMALL_INPUT = 4
+
+
+class OnnxExportFailed(RuntimeError):
+    """The one-off export to ONNX failed; the message says why and how to avoid it."""
+
+
+def default_cache_dir() -> Path:
+    """Where exported models live unless `DOCENT_EMBEDDING_CACHE_DIR` says otherwise (XDG)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "docent" / "onnx"
+
+
+def _fingerprint(model_dir: Path) -> str:
+    """Identifies the model version without hashing 90 MB at every start: sizes and mtimes of
+    the weights, the configs' bytes, the recipe."""
+    h = hashlib.sha256(RECIPE.encode())
+    for name in ("config.json", "tokenizer.json", "sentence_bert_config.json"):
+        f = model_dir / name
+        if f.exists():
+            h.update(name.encode() + f.read_bytes())
+    for f in sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin")):
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def ensure_onnx_model(model_dir: Path, backend: str, cache_dir: Path | None = None) -> Path:
+    """The ONNX file for `backend` ("onnx" or "onnx-int8"), exported first if it isn't cached."""
+    if backend not in _FILES:
+        raise ValueError(f"unknown ONNX backend {backend!r}; expected one of {', '.join(ONNX_BACKENDS)}")
+    model_dir = Path(model_dir).resolve()
+    folder = Path(cache_dir or default_cache_dir()) / f"{model_dir.name}-{_fingerprint(model_dir)}"
+    target = folder / _FILES[backend]
+    if target.exists():
+        return target
+    from filelock import FileLock
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder / ".export.lock")):
+        if target.exists():  # another process exported it while this one waited
+            return target
+        _export(model_dir, folder, want_int8=backend == "onnx-int8")
+    return target
+
+
+def _export(model_dir: Path, folder: Path, *, want_int8: bool) -> None:
+    started = time.monotonic()
+    log.info("exporting %s to ONNX%s (once; cached in %s)", model_dir.name, " + int8" if want_int8 else "", folder)
+    cached_fp32 = folder / _FILES["onnx"]
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as tmp:
+        fp32, int8 = Path(tmp) / _FILES["onnx"], Path(tmp) / _FILES["onnx-int8"]
+        if cached_fp32.exists():  # only the int8 file is missing: quantizing needs no torch
+            args = ["quantize", str(cached_fp32), str(int8)]
+        else:
+            args = ["export", str(model_dir), str(fp32)] + ([str(int8)] if want_int8 else [])
+        _run_exporter(args, model_dir.name)
+        # Renames within one folder are atomic: readers see no file or a whole one.
+        if not cached_fp32.exists():
+            os.replace(fp32, cached_fp32)
+        if want_int8:
+            os.replace(int8, folder / _FILES["onnx-int8"])
+    log.info("exported %s to ONNX in %.1f s", model_dir.name, time.monotonic() - started)
+
+
+def _run_exporter(args: list[str], model_name: str) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+    # The child must find this package even when docent runs from a source checkout.
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "knowledge.onnx_export", *args]
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=_EXPORT_TIMEOUT_S)
+    except subprocess.TimeoutExpired as e:
+        raise OnnxExportFailed(f"exporting {model_name} to ONNX took over {_EXPORT_TIMEOUT_S} s") from e
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise OnnxExportFailed(
+            f"exporting {model_name} to ONNX failed ({tail[0]}); "
+            "install docent's dependencies (torch, onnx) or set DOCENT_EMBEDDING_BACKEND=torch"
+        )
+
+
+def _max_seq_length(model_dir: Path) -> int:
+    config = model_dir / "sentence_bert_config.json"
+    if config.exists():
+        return int(json.loads(config.read_text()).get("max_seq_length") or 256)
+    return 256
+
+
+def _check_mean_pooling(model_dir: Path) -> None:
+    config = model_dir / "1_Pooling" / "config.json"
+    if config.exists() and not json.loads(config.read_text()).get("pooling_mode_mean_tokens", False):
+        raise ValueError(f"{model_dir.name} doesn't use mean pooling; the ONNX backend only implements that")
+
+
+class OnnxMiniLMEmbeddings(Embedder):
+    """A sentence-transformers model folder run by ONNX Runtime; same vectors as the torch
+    backend for "onnx" (fp32), close to them for "onnx-int8" (cosine ≈ 0.99)."""
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        backend: str = "onnx-int8",
+        cache_dir: str | Path | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.model_path = Path(model_path) if model_path else default_model_path()
+        self.model_name = model_name_of(self.model_path)
+        self.backend = backend
+        self.batch_size = batch_size
+        _check_mean_pooling(self.model_path)
+        self.onnx_path = ensure_onnx_model(self.model_path, backend, Path(cache_dir) if cache_dir else None)
+
+        tokenizer = Tokenizer.from_file(str(self.model_path / "tokenizer.json"))
+        # The packaged tokenizer.json truncates at 128 and pads every text to 128; the model reads
+        # max_seq_length (256) pieces and sentence-transformers pads to the batch's longest text.
+        tokenizer.enable_truncation(max_length=_max_seq_length(self.model_path))
+        tokenizer.no_padding()
+        self._tokenizer = tokenizer
+
+        self._threads = threads or os.cpu_count() or 1
+        self._ort = ort
+        self._batch_session = self._session(self._threads)
+        self._query_session = self._batch_session if self._threads == 1 else None
+        self._query_lock = threading.Lock()
+        self._input_names = {i.name for i in self._batch_session.get_inputs()}
+        width = self._batch_session.get_outputs()[0].shape[-1]
+        self.dim = width if isinstance(width, int) else DIM
+
+    def _session(self, threads: int):
+        options = self._ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = self._ort.ExecutionMode.ORT_SEQUENTIAL  # one chain of ops: no parallel branches
+        options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        return self._ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
+
+    def _session_for(self, n: int):
+        if n > SMALL_INPUT:
+            return self._batch_session
+        if self._query_session is None:
+            with self._query_lock:
+                if self._query_session is None:
+                    self._query_session = self._session(1)
+        return self._query_session
+
+    def embed_array(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch(list(texts))
+        lengths = np.array([len(e.ids) for e in encodings])
+        # Longest first, like sentence-transformers: each batch pads to similar lengths.
+        order = np.argsort(-lengths, kind="stable")
+        session = self._session_for(len(texts))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            width = int(lengths[idx].max())
+            # Padding positions are masked out of attention and pooling, so their id doesn't matter.
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            types = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                e = encodings[i]
+                n = len(e.ids)
+                ids[row, :n] = e.ids
+                mask[row, :n] = 1
+                types[row, :n] = e.type_ids
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            out[idx] = session.run(None, {k: v for k, v in feeds.items() if k in self._input_names})[0]
+        return out
