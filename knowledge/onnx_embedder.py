@@ -72,7 +72,8 @@ def ensure_onnx_model(model_dir: Path, backend: str, cache_dir: Path | None = No
     if backend not in _FILES:
         raise ValueError(f"unknown ONNX backend {backend!r}; expected one of {', '.join(ONNX_BACKENDS)}")
     model_dir = Path(model_dir).resolve()
-    folder = Path(cache_dir or default_cache_dir()) / f"{model_dir.name}-{_fingerprint(model_dir)}"
+    name = model_name_of(model_dir)
+    folder = Path(cache_dir or default_cache_dir()) / f"{name}-{_fingerprint(model_dir)}"
     target = folder / _FILES[backend]
     if target.exists():
         return target
@@ -82,13 +83,13 @@ def ensure_onnx_model(model_dir: Path, backend: str, cache_dir: Path | None = No
     with FileLock(str(folder / ".export.lock")):
         if target.exists():  # another process exported it while this one waited
             return target
-        _export(model_dir, folder, want_int8=backend == "onnx-int8")
+        _export(model_dir, name, folder, want_int8=backend == "onnx-int8")
     return target
 
 
-def _export(model_dir: Path, folder: Path, *, want_int8: bool) -> None:
+def _export(model_dir: Path, name: str, folder: Path, *, want_int8: bool) -> None:
     started = time.monotonic()
-    log.info("exporting %s to ONNX%s (once; cached in %s)", model_dir.name, " + int8" if want_int8 else "", folder)
+    log.info("exporting %s to ONNX%s (once; cached in %s)", name, " + int8" if want_int8 else "", folder)
     cached_fp32 = folder / _FILES["onnx"]
     with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as tmp:
         fp32, int8 = Path(tmp) / _FILES["onnx"], Path(tmp) / _FILES["onnx-int8"]
@@ -96,13 +97,13 @@ def _export(model_dir: Path, folder: Path, *, want_int8: bool) -> None:
             args = ["quantize", str(cached_fp32), str(int8)]
         else:
             args = ["export", str(model_dir), str(fp32)] + ([str(int8)] if want_int8 else [])
-        _run_exporter(args, model_dir.name)
+        _run_exporter(args, name)
         # Renames within one folder are atomic: readers see no file or a whole one.
         if not cached_fp32.exists():
             os.replace(fp32, cached_fp32)
         if want_int8:
             os.replace(int8, folder / _FILES["onnx-int8"])
-    log.info("exported %s to ONNX in %.1f s", model_dir.name, time.monotonic() - started)
+    log.info("exported %s to ONNX in %.1f s", name, time.monotonic() - started)
 
 
 def _run_exporter(args: list[str], model_name: str) -> None:
