@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +138,24 @@ def _check_mean_pooling(model_dir: Path) -> None:
         raise ValueError(f"{model_dir.name} doesn't use mean pooling; the ONNX backend only implements that")
 
 
+_session_lock = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def _load_session(onnx_path: str, threads: int):
+    """One ONNX Runtime session per file and thread count per process (sessions are thread-safe)."""
+    import onnxruntime as ort
+
+    with _session_lock:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # the graph is one chain of ops
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: the CPU provider's notes aren't for users
+        return ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+
+
 class OnnxMiniLMEmbeddings(Embedder):
     """A sentence-transformers model folder run by ONNX Runtime; same vectors as the torch
     backend for "onnx" (fp32), close to them for "onnx-int8" (cosine ≈ 0.99)."""
@@ -150,7 +169,6 @@ class OnnxMiniLMEmbeddings(Embedder):
         batch_size: int = 32,
         threads: int | None = None,
     ):
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.model_path = Path(model_path) if model_path else default_model_path()
@@ -168,30 +186,17 @@ class OnnxMiniLMEmbeddings(Embedder):
         self._tokenizer = tokenizer
 
         self._threads = threads or os.cpu_count() or 1
-        self._ort = ort
-        self._batch_session = self._session(self._threads)
+        self._batch_session = _load_session(str(self.onnx_path), self._threads)
         self._query_session = self._batch_session if self._threads == 1 else None
-        self._query_lock = threading.Lock()
         self._input_names = {i.name for i in self._batch_session.get_inputs()}
         width = self._batch_session.get_outputs()[0].shape[-1]
         self.dim = width if isinstance(width, int) else DIM
 
-    def _session(self, threads: int):
-        options = self._ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = self._ort.ExecutionMode.ORT_SEQUENTIAL  # one chain of ops: no parallel branches
-        options.graph_optimization_level = self._ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        return self._ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
-
     def _session_for(self, n: int):
         if n > SMALL_INPUT:
             return self._batch_session
-        if self._query_session is None:
-            with self._query_lock:
-                if self._query_session is None:
-                    self._query_session = self._session(1)
+        if self._query_session is None:  # made on the first query: a batch-only job never pays for it
+            self._query_session = _load_session(str(self.onnx_path), 1)
         return self._query_session
 
     def embed_array(self, texts: Sequence[str]) -> np.ndarray:
