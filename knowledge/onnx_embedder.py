@@ -38,10 +38,6 @@ _FILES = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx"}
 # Bump when the export or quantization recipe changes: old cached files are then not reused.
 RECIPE = "pooled-opset17-s8sym-perchannel-v1"
 _EXPORT_TIMEOUT_S = 900
-# Query-sized inputs run on a one-thread session: splitting a tiny matrix over threads costs
-# more than it saves, and on a busy machine it waits for a second core (as `_few_threads` does
-# for torch).
-SMALL_INPUT = 4
 
 
 class OnnxExportFailed(RuntimeError):
@@ -143,7 +139,7 @@ _session_lock = threading.Lock()
 
 @lru_cache(maxsize=4)
 def _load_session(onnx_path: str, threads: int):
-    """One ONNX Runtime session per file and thread count per process (sessions are thread-safe)."""
+    """One ONNX Runtime session per file and thread count per process (`run` is thread-safe)."""
     import onnxruntime as ort
 
     with _session_lock:
@@ -185,19 +181,13 @@ class OnnxMiniLMEmbeddings(Embedder):
         tokenizer.no_padding()
         self._tokenizer = tokenizer
 
-        self._threads = threads or os.cpu_count() or 1
-        self._batch_session = _load_session(str(self.onnx_path), self._threads)
-        self._query_session = self._batch_session if self._threads == 1 else None
-        self._input_names = {i.name for i in self._batch_session.get_inputs()}
-        width = self._batch_session.get_outputs()[0].shape[-1]
+        # One session, every core, for queries too: unlike torch (see `_few_threads`), ONNX Runtime
+        # answers a lone query faster on 2 threads than on 1 even on a busy 2-core machine
+        # (int8 p50 1.9 vs 2.0 ms, p95 2.6 vs 3.0 ms; fp32 p50 2.9 vs 4.4 ms).
+        self._session = _load_session(str(self.onnx_path), threads or os.cpu_count() or 1)
+        self._input_names = {i.name for i in self._session.get_inputs()}
+        width = self._session.get_outputs()[0].shape[-1]
         self.dim = width if isinstance(width, int) else DIM
-
-    def _session_for(self, n: int):
-        if n > SMALL_INPUT:
-            return self._batch_session
-        if self._query_session is None:  # made on the first query: a batch-only job never pays for it
-            self._query_session = _load_session(str(self.onnx_path), 1)
-        return self._query_session
 
     def embed_array(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -206,7 +196,6 @@ class OnnxMiniLMEmbeddings(Embedder):
         lengths = np.array([len(e.ids) for e in encodings])
         # Longest first, like sentence-transformers: each batch pads to similar lengths.
         order = np.argsort(-lengths, kind="stable")
-        session = self._session_for(len(texts))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(texts), self.batch_size):
             idx = order[start : start + self.batch_size]
@@ -222,5 +211,5 @@ class OnnxMiniLMEmbeddings(Embedder):
                 mask[row, :n] = 1
                 types[row, :n] = e.type_ids
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-            out[idx] = session.run(None, {k: v for k, v in feeds.items() if k in self._input_names})[0]
+            out[idx] = self._session.run(None, {k: v for k, v in feeds.items() if k in self._input_names})[0]
         return out

@@ -62,7 +62,7 @@ class TestRealModel:
         for text in TEXTS:
             expected = st_tokenizer(text, truncation=True, max_length=256)["input_ids"]
             assert fp32._tokenizer.encode(text).ids == expected
-        # A query alone (one-thread session) and inside a batch give the same vector.
+        # A query alone (its own padding width) and inside a batch give the same vector.
         assert np.allclose(fp32.embed_array([TEXTS[0]])[0], vectors[0], atol=1e-5)
 
     def test_int8_stays_close_to_torch_and_names_its_space(self, torch_embedder, int8):
