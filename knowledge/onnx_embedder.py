@@ -171,6 +171,12 @@ class OnnxMiniLMEmbeddings(Embedder):
         self.model_name = model_name_of(self.model_path)
         self.backend = backend
         self.batch_size = batch_size
+        # int8 runs one text per call: dynamic quantization scales activations per input tensor,
+        # so in a batch a text's vector depends on its neighbours and their padding (cosine to
+        # itself alone down to 0.98). One at a time, a text always gets the same vector — at
+        # ingest, on re-embedding, as a query — and it measured faster (no padding; 22 vs 17
+        # passages/s) with a quarter of the memory (peak RSS 172 vs 650 MB).
+        self._rows_per_run = 1 if backend == "onnx-int8" else batch_size
         _check_mean_pooling(self.model_path)
         self.onnx_path = ensure_onnx_model(self.model_path, backend, Path(cache_dir) if cache_dir else None)
 
@@ -197,8 +203,8 @@ class OnnxMiniLMEmbeddings(Embedder):
         # Longest first, like sentence-transformers: each batch pads to similar lengths.
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            idx = order[start : start + self.batch_size]
+        for start in range(0, len(texts), self._rows_per_run):
+            idx = order[start : start + self._rows_per_run]
             width = int(lengths[idx].max())
             # Padding positions are masked out of attention and pooling, so their id doesn't matter.
             ids = np.zeros((len(idx), width), dtype=np.int64)
