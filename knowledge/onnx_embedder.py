@@ -9,7 +9,7 @@ and neither can read a half-written file. Nothing is downloaded.
 The exported graph already pools and normalises; this module tokenizes exactly as
 sentence-transformers does (the packaged tokenizer.json, truncation at the model's
 max_seq_length, padding to the longest text of a batch), batches texts of similar length
-together, and runs the graph.
+together (fp32; int8 runs one text at a time, see below), and runs the graph.
 """
 
 from __future__ import annotations
