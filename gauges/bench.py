@@ -57,8 +57,9 @@ def run_bench(
         p95: dict[str, float] = {}
         store_p50: dict[str, float] = {}
         store_p95: dict[str, float] = {}
+        embed_lat: list[float] = []
         for size in sizes:
-            lat, store_lat = measure_query_latency(
+            lat, store_lat, embed_only = measure_query_latency(
                 size, embedder=embedder, store_dir=run_dir / f"query-{size}", queries=queries,
                 on_progress=on_progress,
             )
@@ -66,6 +67,7 @@ def run_bench(
             p95[str(size)] = round(float(np.percentile(lat, 95)), 2)
             store_p50[str(size)] = round(statistics.median(store_lat), 2)
             store_p95[str(size)] = round(float(np.percentile(store_lat, 95)), 2)
+            embed_lat += embed_only
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     return {
@@ -76,6 +78,11 @@ def run_bench(
         # search from the model when the CPU is shared.
         "store_search_p50_ms": store_p50,
         "store_search_p95_ms": store_p95,
+        # One query's embedding alone (same queries, same run): the model's share of a query.
+        "query_embed_p50_ms": round(statistics.median(embed_lat), 2) if embed_lat else None,
+        "query_embed_p95_ms": round(float(np.percentile(embed_lat, 95)), 2) if embed_lat else None,
+        "embedding_backend": getattr(embedder, "backend", "") or None,
+        "vector_space": getattr(embedder, "vector_space", None) or type(embedder).__name__,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "cores": os.cpu_count(),
     }
@@ -201,9 +208,9 @@ def build_synthetic_store(size: int, store_dir: Path, *, dim: int = 384, seed: i
 
 
 def measure_query_latency(size: int, *, embedder, store_dir: Path, queries: int = 200, seed: int = 11,
-                          on_progress: ProgressFn | None = None) -> tuple[list[float], list[float]]:
+                          on_progress: ProgressFn | None = None) -> tuple[list[float], list[float], list[float]]:
     """Milliseconds per scoped hybrid retrieval (query embedding included) at `size` chunks,
-    and per store search alone for the same queries."""
+    per store search alone and per query embedding alone, for the same queries."""
     from knowledge.retriever import HybridRetriever
 
     store, vocab = build_synthetic_store(size, store_dir, on_progress=on_progress)
@@ -217,6 +224,7 @@ def measure_query_latency(size: int, *, embedder, store_dir: Path, queries: int 
             r.search(" ".join(rng.choice(vocab) for _ in range(4)))  # warm-up
         latencies: list[float] = []
         store_latencies: list[float] = []
+        embed_latencies: list[float] = []
         for i in range(queries):
             retriever = rng.choice(retrievers)
             query = " ".join(_zipf_text(rng, vocab, rng.randint(3, 8)).split())
@@ -225,7 +233,9 @@ def measure_query_latency(size: int, *, embedder, store_dir: Path, queries: int 
             latencies.append((time.perf_counter() - started) * 1000)
             if any(h.chunk.scope.workspace != retriever.scope.workspace for h in hits):
                 raise RuntimeError("a search returned a chunk from another workspace")
+            started = time.perf_counter()
             vector = np.asarray(embedder.embed_query(query), dtype=np.float32)
+            embed_latencies.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
             store.search(query, vector, retriever.scope, retriever.k)
             store_latencies.append((time.perf_counter() - started) * 1000)
@@ -233,4 +243,4 @@ def measure_query_latency(size: int, *, embedder, store_dir: Path, queries: int 
                 on_progress(f"query:{size}", i + 1, queries)
     finally:
         store.close()
-    return latencies, store_latencies
+    return latencies, store_latencies, embed_latencies

@@ -175,9 +175,14 @@ def _load_embedder(heuristic_only: bool):
     if heuristic_only:
         return None
     try:
-        from knowledge.embeddings import MiniLMEmbeddings
+        from bot.settings import Settings
+        from knowledge.embeddings import make_embedder
 
-        return MiniLMEmbeddings()
+        settings = Settings()  # the backend users run (DOCENT_EMBEDDING_BACKEND)
+        return make_embedder(
+            "minilm", settings.embedding_model_path, backend=settings.embedding_backend,
+            cache_dir=settings.embedding_cache_dir,
+        )
     except (ImportError, FileNotFoundError) as exc:  # no model installed: heuristics still work
         print(f"embedding layer unavailable ({exc}); heuristics only", file=sys.stderr)
         return None

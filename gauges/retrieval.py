@@ -2,7 +2,7 @@
 
 The corpus is indexed through the same store and hybrid search users get: each document becomes
 one or more passage chunks in an `EdgeChunkStore`, and a document's score is its best chunk's.
-Document embeddings are cached on disk (keyed by model path + corpus hash + passage settings) so
+Document embeddings are cached on disk (keyed by model path and vector space + corpus hash + passage settings) so
 a rerun only pays for the queries.
 """
 
@@ -126,7 +126,9 @@ def _passages(data: BeirSet) -> tuple[list[str], list[str]]:
 
 
 def _model_key(embedder) -> str:
-    return str(getattr(embedder, "model_path", type(embedder).__name__))
+    """The model folder and the vector space: one model's backends give different vectors."""
+    space = getattr(embedder, "vector_space", None) or getattr(embedder, "model_name", "")
+    return f"{getattr(embedder, 'model_path', type(embedder).__name__)}\x1f{space}"
 
 
 def cached_embeddings(

@@ -56,6 +56,11 @@ def point_id(chunk: Chunk, version: int = UNVERSIONED) -> str:
     return str(uuid.uuid5(_NAMESPACE, key))
 
 
+# Every payload field a point carries: enough to rebuild its Chunk, version and state.
+ALL_FIELDS = ["doc_id", "title", "source", "text", "chunk_index", "page", "heading_path", "workspace", "channel",
+              "content_hash", "ingested_at", "url", VERSION, STATE]
+
+
 def point_payload(chunk: Chunk, version: int, state: str) -> dict:
     return {**chunk.payload(), VERSION: version, STATE: state}
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from knowledge import sparse
 from knowledge.chunk_records import (
+    ALL_FIELDS,
     LISTING_FIELDS,
     LIVE,
     PENDING,
@@ -276,6 +277,26 @@ class ChunkStore:
             queries.append(VectorQuery(sparse=(indices, values), with_dense=True))
         results = self._run(self.backend.query, queries, self._filter(scope_filter(scope)), candidate_limit(limit))
         return fuse_candidates(results[0], results[1] if len(results) > 1 else [], qvec, limit, self.fusion)
+
+    def stored_points(self) -> Iterator[tuple[Chunk, int, str]]:
+        """Every point as (chunk, version, state) — live and pending alike: what a re-embedding
+        (`rewrite_vectors`) must cover."""
+        for payload in self._scroll(self._filter(_where()), ALL_FIELDS):
+            yield Chunk.from_payload(payload), int(payload.get(VERSION, UNVERSIONED)), payload.get(STATE, LIVE)
+
+    def rewrite_vectors(self, points: Sequence[tuple[Chunk, int, str]], dense: np.ndarray) -> None:
+        """Give existing points new dense vectors (same ids, payloads and versions): a change of
+        embedding model or backend, never a new version of a document."""
+        dense = np.asarray(dense, dtype=np.float32)
+        if len(points) != len(dense):
+            raise ValueError(f"{len(points)} points but {len(dense)} vectors")
+        rows = [
+            PointData(point_id(chunk, version), vector.tolist(), sparse.document_vector(embedding_text(chunk)),
+                      point_payload(chunk, version, state))
+            for (chunk, version, state), vector in zip(points, dense)
+        ]
+        for start in range(0, len(rows), UPSERT_BATCH):
+            self._run(self.backend.upsert, rows[start : start + UPSERT_BATCH])
 
     def count(self) -> int:
         """Live (searchable) chunks."""

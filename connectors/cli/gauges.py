@@ -18,7 +18,10 @@ from connectors.cli.common import app, eval_app, print_result, progress_bar, set
 def _embedder(settings):
     from knowledge.embeddings import make_embedder
 
-    return make_embedder(settings.embedder, settings.embedding_model_path, settings.embedding_batch_size)
+    return make_embedder(
+        settings.embedder, settings.embedding_model_path, settings.embedding_batch_size,
+        backend=settings.embedding_backend, cache_dir=settings.embedding_cache_dir,
+    )
 
 
 @eval_app.command("retrieval")

@@ -21,6 +21,8 @@ def test_run_bench_reports_every_figure(tmp_path):
     assert set(result["query_p50_ms"]) == {"300", "1200"} == set(result["query_p95_ms"]) == set(result["store_search_p95_ms"])
     for size in ("300", "1200"):
         assert 0 < result["query_p50_ms"][size] <= result["query_p95_ms"][size]
+    assert 0 < result["query_embed_p50_ms"] <= result["query_embed_p95_ms"]
+    assert (result["embedding_backend"], result["vector_space"]) == (None, "hash")
     assert result["peak_rss_mb"] > 50 and result["cores"] >= 1
     assert {"model", "ingest", "build", "query"} <= stages
     assert list(tmp_path.iterdir()) == []  # scratch stores are removed

@@ -94,3 +94,24 @@ def test_evaluate_beir_end_to_end_and_cache(tmp_path):
     again = evaluate_beir(tmp_path / "set", embedder=emb, work_dir=tmp_path / "work", k=10)
     assert again == result
     assert CountingEmbedder.calls == first  # corpus and queries came from the cache
+
+
+def test_cached_embeddings_are_not_shared_across_backends_of_one_model(tmp_path):
+    """Regression: the cache was keyed by the model folder only, so an int8 run reused fp32 vectors."""
+    _tiny_beir(tmp_path / "set")
+    embedded: dict[str, int] = {}
+
+    class Backend(HashEmbeddings):
+        model_path = "/models/all-MiniLM-L6-v2"  # the same packaged folder for every backend
+        model_name = "all-MiniLM-L6-v2"
+
+        def __init__(self, backend: str):
+            self.backend = backend
+
+        def embed_array(self, texts):
+            embedded[self.backend] = embedded.get(self.backend, 0) + len(texts)
+            return super().embed_array(texts)
+
+    for backend in ("torch", "onnx-int8", "torch"):
+        evaluate_beir(tmp_path / "set", embedder=Backend(backend), work_dir=tmp_path / "work", k=10)
+    assert embedded["onnx-int8"] == embedded["torch"] > 0  # int8 embedded its own; torch's 2nd run hit its cache

@@ -3,6 +3,7 @@ documents with hash-embedder vectors, and stores of both kinds."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,12 @@ def store(kind, tmp_path):
     s = open_kind(kind, tmp_path)
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def onnx_cache_dir() -> Path:
+    """Where the real model's ONNX exports are kept: the product's own cache (or
+    DOCENT_EMBEDDING_CACHE_DIR), so the one-off export is paid once per machine, not per run."""
+    from knowledge.onnx_embedder import default_cache_dir
+
+    return Path(os.environ.get("DOCENT_EMBEDDING_CACHE_DIR") or default_cache_dir())

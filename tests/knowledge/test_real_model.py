@@ -1,5 +1,5 @@
-"""With the real all-MiniLM-L6-v2: paraphrases with no shared words find the right chunk, and
-off-topic questions fall under the relevance threshold."""
+"""With the real all-MiniLM-L6-v2, on every backend users can pick: paraphrases with no shared
+words find the right chunk, and off-topic questions fall under the relevance threshold."""
 
 from __future__ import annotations
 
@@ -22,12 +22,12 @@ TEXTS = {
 SCOPE = Scope("T1", "C1")
 
 
-@pytest.fixture(scope="module")
-def embedder():
-    from knowledge.embeddings import MiniLMEmbeddings
+@pytest.fixture(scope="module", params=["torch", "onnx-int8"])
+def embedder(request, onnx_cache_dir):
+    from knowledge.embeddings import make_embedder
 
     try:
-        return MiniLMEmbeddings()
+        return make_embedder(backend=request.param, cache_dir=onnx_cache_dir)
     except (ImportError, FileNotFoundError) as e:  # pragma: no cover - model package missing
         pytest.skip(f"real model unavailable: {e}")
 
