@@ -137,7 +137,23 @@ def require_credentials(settings, *, http: bool) -> None:
         _secret(settings.slack_app_token, "SLACK_APP_TOKEN")
 
 
-class SlackSocketModePlatform:
+class _SlackPlatform:
+    """What both Slack transports share: draining and closing the connector behind the Bolt app."""
+
+    app: App | None = None
+
+    async def drain(self, timeout_s: float) -> bool:
+        # Events already acked won't be redelivered: let their answers finish.
+        if self.app is None:
+            return True
+        return await asyncio.to_thread(self.app.docent_connector.wait_idle, timeout_s)  # type: ignore[attr-defined]
+
+    async def close(self) -> None:
+        if self.app is not None:
+            self.app.docent_connector.close()  # type: ignore[attr-defined]
+
+
+class SlackSocketModePlatform(_SlackPlatform):
     """Slack over Socket Mode (needs SLACK_APP_TOKEN, an xapp- token) as a `docent run` platform."""
 
     name = "slack"
@@ -166,15 +182,6 @@ class SlackSocketModePlatform:
         if self.bridge is not None:
             await self.bridge.stop()
 
-    async def drain(self, timeout_s: float) -> bool:
-        # Events already acked won't be redelivered: let their answers finish.
-        if self.app is None:
-            return True
-        return await asyncio.to_thread(self.app.docent_connector.wait_idle, timeout_s)  # type: ignore[attr-defined]
-
-    async def close(self) -> None:
-        if self.app is not None:
-            self.app.docent_connector.close()  # type: ignore[attr-defined]
 
 
 def run_socket_mode(docent, settings) -> None:
@@ -235,7 +242,7 @@ def make_http_server(app: App, host: str = "0.0.0.0", port: int = 3000, path: st
     return make_server(host, port, _wsgi(app, path), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
 
 
-class SlackHttpPlatform:
+class SlackHttpPlatform(_SlackPlatform):
     """Slack's Events API over HTTP (needs SLACK_SIGNING_SECRET) as a `docent run` platform."""
 
     name = "slack"
@@ -271,14 +278,6 @@ class SlackHttpPlatform:
             await asyncio.to_thread(self.server.shutdown)
             self.server.server_close()
 
-    async def drain(self, timeout_s: float) -> bool:
-        if self.app is None:
-            return True
-        return await asyncio.to_thread(self.app.docent_connector.wait_idle, timeout_s)  # type: ignore[attr-defined]
-
-    async def close(self) -> None:
-        if self.app is not None:
-            self.app.docent_connector.close()  # type: ignore[attr-defined]
 
 
 def run_http(docent, settings, port: int = 3000, *, host: str = "0.0.0.0", answer_workers: int = 8) -> None:

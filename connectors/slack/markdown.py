@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from markdown_it import MarkdownIt
 
-from connectors.slack.mrkdwn import escape, split_text
+from connectors.slack.mrkdwn import escape, pack_units, split_text
 
 __all__ = ["escape", "markdown_pieces", "slack_markdown"]
 
@@ -94,15 +94,4 @@ def markdown_pieces(markdown: str, limit: int) -> list[str]:
             units.extend(_split_fence(text, limit))
         else:
             units.extend(split_text(text, limit))
-    pieces: list[str] = []
-    current = ""
-    for unit in units:
-        candidate = f"{current}\n\n{unit}" if current else unit
-        if len(candidate) <= limit:
-            current = candidate
-        else:
-            pieces.append(current)
-            current = unit
-    if current:
-        pieces.append(current)
-    return pieces
+    return pack_units(units, limit)

@@ -255,15 +255,20 @@ def split_blocks(blocks: list[MrkdwnBlock], limit: int) -> list[str]:
             units.extend(split_code(block.text, limit))
         else:
             units.extend(split_text(block.text, limit))
-    sections: list[str] = []
+    return pack_units(units, limit)
+
+
+def pack_units(units: list[str], limit: int) -> list[str]:
+    """Join units (each within `limit`) into as few pieces as fit, blank lines between them."""
+    pieces: list[str] = []
     current = ""
     for unit in units:
         candidate = f"{current}\n\n{unit}" if current else unit
         if len(candidate) <= limit:
             current = candidate
         else:
-            sections.append(current)
+            pieces.append(current)
             current = unit
     if current:
-        sections.append(current)
-    return sections
+        pieces.append(current)
+    return pieces
