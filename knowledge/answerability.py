@@ -199,7 +199,9 @@ def make_scorer(embedder: Embedder, *, threshold: float | None = None, fallback_
     try:
         weights = AnswerabilityWeights.load(weights_path)
     except FileNotFoundError:
-        weights = None
+        # The shipped weights missing is a broken install, not a choice: silently falling back
+        # to cosine would answer worse with no sign of why.
+        raise RuntimeError(f"the answerability weights {weights_path} are missing: reinstall docent") from None
     if weights is not None and weights.model_name == embedder.model_name:
         return AnswerabilityScorer(embedder, weights, threshold)
     if embedder.model_name not in _warned:

@@ -150,7 +150,22 @@ def discord_sync(guild: Optional[int] = typer.Option(None, "--guild", help="Sync
     """Register the slash commands globally, or with one guild (instant)."""
     import asyncio
 
-    from connectors.discord.bot import sync_once
+    import aiohttp
+    import discord
+
+    from connectors.discord.bot import MissingToken, sync_once
 
     settings = settings_for()
-    asyncio.run(sync_once(None, settings, guild))  # needs neither the store nor the database
+    try:
+        names = asyncio.run(sync_once(None, settings, guild))  # needs neither the store nor the database
+    except MissingToken as e:
+        raise fail(str(e)) from None
+    except discord.LoginFailure:
+        raise fail("Discord refused DISCORD_TOKEN: copy the bot token again from the developer portal.") from None
+    except discord.Forbidden:
+        raise fail(f"the bot may not register commands{f' in guild {guild}' if guild else ''}: invite it with the "
+                   "applications.commands scope (see README: Discord).") from None
+    except (discord.HTTPException, aiohttp.ClientError, OSError) as e:
+        raise fail(f"could not reach Discord to sync the commands: {e}") from None
+    where = f"guild {guild}" if guild else "every server (global commands can take up to an hour to appear)"
+    console.print(f"Synced {len(names)} commands to {where}: {', '.join('/' + n for n in names)}")
