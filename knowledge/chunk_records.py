@@ -41,6 +41,9 @@ LISTING_FIELDS = [
     "doc_id", "title", "source", "url", "content_hash", "ingested_at", "page", "workspace", "channel", VERSION,
 ]
 VERSION_FIELDS = ["doc_id", "workspace", "channel", "content_hash", "ingested_at", VERSION, STATE]
+# What ranking a search's candidates reads (which version of a document is newest): the rest of
+# a payload is read for the few hits that make the cut only.
+RANK_FIELDS = ["doc_id", "ingested_at", VERSION]
 
 # Fixed namespace: the same chunk of the same document version always gets the same point id,
 # so re-writing identical content overwrites instead of duplicating.

@@ -60,48 +60,90 @@ def fuse_candidates(
     limit: int,
     config: FusionConfig = DEFAULT_FUSION,
 ) -> list[Hit]:
-    """Fuse two ranked candidate lists into at most `limit` hits, newest document version only."""
+    """Fuse two ranked candidate lists into at most `limit` hits, newest document version only.
+    Candidates carry full payloads here; a sparse-only candidate carries its dense vector."""
+    q = _unit(query_vector)
+    cosines = {c.point_id: float(q @ _unit(c.dense)) for c in sparse if c.dense is not None}
+    payloads = {c.point_id: c.payload for c in sparse} | {c.point_id: c.payload for c in dense}
+    return [
+        Hit(chunk=Chunk.from_payload(payloads[r.point_id]), score=r.score, dense_score=r.dense_score,
+            sparse_score=r.sparse_score)
+        for r in rank_candidates(dense, sparse, cosines, limit, config)
+    ]
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One fused result before its payload is read: point id, fused score and both side scores."""
+
+    point_id: str
+    score: float
+    dense_score: float | None
+    sparse_score: float | None
+
+
+def rank_candidates(
+    dense: list[Candidate],
+    sparse: list[Candidate],
+    sparse_cosines: dict[str, float],
+    limit: int,
+    config: FusionConfig = DEFAULT_FUSION,
+) -> list[Ranked]:
+    """The fusion itself, on candidates whose payloads hold at least `RANK_FIELDS`: the best
+    `limit` points, newest document version only. `sparse_cosines` gives the dense cosine of
+    sparse candidates the dense list missed (every hit carries its cosine: the "do the documents
+    answer this" check needs it)."""
     payloads: dict[str, dict] = {}
     dense_scores: dict[str, float] = {}
     sparse_scores: dict[str, float] = {}
     for c in dense:
         payloads[c.point_id] = c.payload
         dense_scores[c.point_id] = float(c.score)
-    q = np.asarray(query_vector, dtype=np.float64)
-    q = q / (np.linalg.norm(q) or 1.0)
     for c in sparse:
         payloads.setdefault(c.point_id, c.payload)
         sparse_scores[c.point_id] = float(c.score)
-        if c.point_id not in dense_scores and c.dense is not None:
-            # Every hit carries its cosine: the "do the documents answer this" check needs it.
-            v = np.asarray(c.dense, dtype=np.float64)
-            dense_scores[c.point_id] = float(q @ (v / (np.linalg.norm(v) or 1.0)))
+        if c.point_id not in dense_scores and c.point_id in sparse_cosines:
+            dense_scores[c.point_id] = sparse_cosines[c.point_id]
 
     fused = _fused_scores(dense, sparse, dense_scores, config)
 
     # Keep only the newest version of each document among the candidates (replace = publish the
     # new version, then delete the old; in between both are live and a reader must never get a mix).
+    keys = {pid: version_key(p) for pid, p in payloads.items()}
     newest: dict[str, tuple[int, float]] = {}
-    for p in payloads.values():
-        newest[p["doc_id"]] = max(newest.get(p["doc_id"], (-1, float("-inf"))), version_key(p))
+    for pid, p in payloads.items():
+        newest[p["doc_id"]] = max(newest.get(p["doc_id"], (-1, float("-inf"))), keys[pid])
     # Rounded so float noise between stores can't reorder near-ties; ties go by point id.
     ranked = sorted(fused.items(), key=lambda kv: (-round(kv[1], 6), kv[0]))
-    hits: list[Hit] = []
+    out: list[Ranked] = []
     for pid, score in ranked:
-        p = payloads[pid]
-        if version_key(p) < newest[p["doc_id"]]:
+        if keys[pid] < newest[payloads[pid]["doc_id"]]:
             continue
-        hits.append(
-            Hit(
-                chunk=Chunk.from_payload(p),
-                score=score,
-                dense_score=dense_scores.get(pid),
-                sparse_score=sparse_scores.get(pid),
-            )
-        )
-        if len(hits) >= limit:
+        out.append(Ranked(pid, score, dense_scores.get(pid), sparse_scores.get(pid)))
+        if len(out) >= limit:
             break
-    return hits
+    return out
+
+
+def sparse_only(dense: list[Candidate], sparse: list[Candidate]) -> list[str]:
+    """Ids of the sparse candidates the dense list missed: the ones whose cosine must be fetched."""
+    seen = {c.point_id for c in dense}
+    return [c.point_id for c in sparse if c.point_id not in seen]
+
+
+def cosines_to(query_vector: np.ndarray, vectors: dict[str, list[float]]) -> dict[str, float]:
+    """Cosine of each stored vector to the query, in one matrix product."""
+    if not vectors:
+        return {}
+    ids = list(vectors)
+    m = np.asarray([vectors[i] for i in ids], dtype=np.float64)
+    m /= np.where((norms := np.linalg.norm(m, axis=1, keepdims=True)) > 0, norms, 1.0)
+    return dict(zip(ids, (m @ _unit(query_vector)).tolist()))
+
+
+def _unit(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64).reshape(-1)
+    return v / (np.linalg.norm(v) or 1.0)
 
 
 def _canonical_order(ranked: list[Candidate]) -> list[Candidate]:

@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field
 
 from knowledge.chain import hit_to_document
 from knowledge.embeddings import Embedder
+from knowledge.query_vectors import QUERY_VECTORS, QueryVectorCache
 from knowledge.store import ChunkStore
 from knowledge.types import Hit, Scope
 
@@ -30,12 +31,15 @@ class HybridRetriever(BaseRetriever):
     scope: Scope
     k: int = 5
     relevance_threshold: float = 0.40
+    # Query embeddings of repeated questions (shared by every retriever; None embeds every time).
+    query_vectors: QueryVectorCache | None = QUERY_VECTORS
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         """Top `k` hits for `query` among chunks this retriever's scope may read."""
         if not query or not query.strip():
             return []
-        vector = self.embedder.embed_array([query])[0]
+        cache = self.query_vectors
+        vector = cache.vector(self.embedder, query) if cache is not None else self.embedder.embed_array([query])[0]
         store: ChunkStore = self.store
         return store.search(query, vector, self.scope, k or self.k)
 

@@ -16,7 +16,7 @@ from qdrant_client import QdrantClient, models
 from knowledge.chunk_records import DENSE_VECTOR, INDEXED_FIELDS, SPARSE_VECTOR
 from knowledge.embeddings import DIM
 from knowledge.fusion import DEFAULT_FUSION, Candidate, FusionConfig
-from knowledge.store import ChunkStore, PointData, VectorQuery, Where
+from knowledge.store import ChunkStore, PointData, PointRecord, VectorQuery, Where
 
 _SCHEMA = {"keyword": models.PayloadSchemaType.KEYWORD, "integer": models.PayloadSchemaType.INTEGER}
 
@@ -73,18 +73,23 @@ class ServerBackend:
                                              with_payload=fields, with_vectors=False)
         return [r.payload or {} for r in records], offset
 
-    def query(self, queries: Sequence[VectorQuery], flt: models.Filter, limit: int) -> list[list[Candidate]]:
+    def query(self, queries: Sequence[VectorQuery], flt: models.Filter, limit: int,
+              fields: list[str]) -> list[list[Candidate]]:
         requests = [
             models.QueryRequest(
                 query=q.dense if q.dense is not None else models.SparseVector(indices=q.sparse[0], values=q.sparse[1]),
                 using=DENSE_VECTOR if q.dense is not None else SPARSE_VECTOR,
-                filter=flt, limit=limit, with_payload=True, with_vector=[DENSE_VECTOR] if q.with_dense else False,
+                filter=flt, limit=limit, with_payload=fields, with_vector=False,
             )
             for q in queries
         ]
         responses = self.client.query_batch_points(self.collection, requests)
-        return [[Candidate(str(p.id), p.score, p.payload or {}, _dense_of(p.vector)) for p in r.points]
-                for r in responses]
+        return [[Candidate(str(p.id), p.score, p.payload or {}) for p in r.points] for r in responses]
+
+    def retrieve(self, ids: Sequence[str], fields: list[str], with_dense: bool) -> list[PointRecord]:
+        records = self.client.retrieve(self.collection, list(ids), with_payload=fields if fields else False,
+                                       with_vectors=[DENSE_VECTOR] if with_dense else False)
+        return [PointRecord(str(r.id), r.payload or {}, _dense_of(r.vector) if with_dense else None) for r in records]
 
     def flush(self) -> None:
         """Nothing to do: every write waited for the server."""

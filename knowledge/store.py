@@ -42,6 +42,7 @@ from knowledge.chunk_records import (
     LISTING_FIELDS,
     LIVE,
     PENDING,
+    RANK_FIELDS,
     SCROLL_PAGE,
     STATE,
     UNVERSIONED,
@@ -57,7 +58,15 @@ from knowledge.chunk_records import (
     stored_versions,
 )
 from knowledge.embeddings import DIM
-from knowledge.fusion import DEFAULT_FUSION, Candidate, FusionConfig, candidate_limit, fuse_candidates
+from knowledge.fusion import (
+    DEFAULT_FUSION,
+    Candidate,
+    FusionConfig,
+    candidate_limit,
+    cosines_to,
+    rank_candidates,
+    sparse_only,
+)
 from knowledge.types import Chunk, Hit, Scope
 
 F = TypeVar("F")  # a backend's own filter type
@@ -85,7 +94,15 @@ class VectorQuery:
 
     dense: list[float] | None = None
     sparse: tuple[list[int], list[float]] | None = None
-    with_dense: bool = False  # return each hit's dense vector (a sparse hit needs its cosine)
+
+
+@dataclass(frozen=True)
+class PointRecord:
+    """One point read by id: its payload (only the fields asked for) and, if asked, its dense vector."""
+
+    id: str
+    payload: dict
+    dense: list[float] | None = None
 
 
 class Backend(Protocol, Generic[F]):
@@ -109,8 +126,13 @@ class Backend(Protocol, Generic[F]):
     def scroll(self, flt: F | None, fields: list[str], offset: Any, limit: int) -> tuple[list[dict], Any]:
         """One page of payloads (only `fields`) and the offset of the next page (None at the end)."""
 
-    def query(self, queries: Sequence[VectorQuery], flt: F, limit: int) -> list[list[Candidate]]:
-        """Run the candidate searches in one batch; one best-first list per query."""
+    def query(self, queries: Sequence[VectorQuery], flt: F, limit: int, fields: list[str]) -> list[list[Candidate]]:
+        """Run the candidate searches in one batch; one best-first list per query, each candidate
+        with only the payload `fields` and no vector."""
+
+    def retrieve(self, ids: Sequence[str], fields: list[str], with_dense: bool) -> list[PointRecord]:
+        """The points with these ids (those that exist, any order): payload `fields` (all of
+        them for ALL_FIELDS) and the dense vector when `with_dense`."""
 
     def flush(self) -> None: ...
 
@@ -274,9 +296,23 @@ class ChunkStore:
         queries = [VectorQuery(dense=qvec.tolist())]
         indices, values = sparse.query_vector(query)
         if indices:  # a query of only stopwords has no BM25 side
-            queries.append(VectorQuery(sparse=(indices, values), with_dense=True))
-        results = self._run(self.backend.query, queries, self._filter(scope_filter(scope)), candidate_limit(limit))
-        return fuse_candidates(results[0], results[1] if len(results) > 1 else [], qvec, limit, self.fusion)
+            queries.append(VectorQuery(sparse=(indices, values)))
+        # Three short steps rather than one heavy one: the candidate searches (dense and BM25 in
+        # one batch) read only what ranking needs; the vectors of BM25 candidates the dense side
+        # missed give their cosines; only the hits that make the cut are read whole.
+        with self._lock:
+            results = self._run(self.backend.query, queries, self._filter(scope_filter(scope)),
+                                candidate_limit(limit), RANK_FIELDS)
+            dense, bm25 = results[0], results[1] if len(results) > 1 else []
+            missed = sparse_only(dense, bm25)
+            vectors = {r.id: r.dense for r in self._run(self.backend.retrieve, missed, [], True)} if missed else {}
+            ranked = rank_candidates(dense, bm25, cosines_to(qvec, vectors), limit, self.fusion)
+            payloads = {r.id: r.payload for r in self._run(self.backend.retrieve, [r.point_id for r in ranked],
+                                                            ALL_FIELDS, False)}
+        # A hit deleted between the steps (a document removed meanwhile) is left out.
+        return [Hit(chunk=Chunk.from_payload(payloads[r.point_id]), score=r.score, dense_score=r.dense_score,
+                    sparse_score=r.sparse_score)
+                for r in ranked if r.point_id in payloads]
 
     def stored_points(self) -> Iterator[tuple[Chunk, int, str]]:
         """Every point as (chunk, version, state) — live and pending alike: what a re-embedding

@@ -1,0 +1,71 @@
+"""A small cache of query embeddings: a question asked again (the same words, in any channel)
+is not embedded again.
+
+Bounded LRU keyed by the embedder's vector space (model and backend) and the query text with
+its whitespace normalised, so two embedders never share an entry. Cached vectors are read-only
+arrays: a caller can't change what the next asker gets. One process-wide cache
+(`QUERY_VECTORS`) serves every retriever; its hit and miss counts are there for the bench.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from knowledge.embeddings import Embedder
+
+DEFAULT_SIZE = 1024
+
+
+def normalized_query(text: str) -> str:
+    """The cache key's text: runs of whitespace are one space, none at either end (the
+    tokenizer splits on whitespace, so these never change the vector)."""
+    return " ".join(text.split())
+
+
+class QueryVectorCache:
+    """LRU of query vectors per (vector space, normalised text); thread-safe."""
+
+    def __init__(self, size: int = DEFAULT_SIZE):
+        if size < 0:
+            raise ValueError("a cache size is 0 (off) or more")
+        self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def vector(self, embedder: Embedder, text: str) -> np.ndarray:
+        """The embedding of `text` by `embedder`, from the cache when it was asked before."""
+        key = (embedder.vector_space, normalized_query(text))
+        with self._lock:
+            cached = self._entries.get(key)
+            if cached is not None:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return cached
+            self.misses += 1
+        # Embedded outside the lock: two askers of one new question may both embed it, but no
+        # asker waits for another's model call.
+        vector = np.array(embedder.embed_array([key[1]])[0], dtype=np.float32)
+        vector.setflags(write=False)
+        if self.size:
+            with self._lock:
+                self._entries[key] = vector
+                self._entries.move_to_end(key)
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return vector
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self.hits = self.misses = 0
+
+
+QUERY_VECTORS = QueryVectorCache()
