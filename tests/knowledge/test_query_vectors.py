@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from knowledge.edge_store import EdgeChunkStore
-from knowledge.embeddings import HashEmbeddings
-from knowledge.query_vectors import QueryVectorCache
+from bot.guards.injection import detect_many
+from knowledge.embeddings import MINILM, HashEmbeddings
+from knowledge.query_vectors import QUERY_VECTORS, QueryVectorCache
 from knowledge.retriever import HybridRetriever
 from knowledge.types import Scope
 from tests.knowledge.conftest import make_chunks, vectors
@@ -112,3 +113,33 @@ def test_retrievers_share_the_cache_across_scopes(tmp_path):
         assert embedder.texts == ["per diem", "per diem"]
     finally:
         store.close()
+
+
+class CountingMiniLMStandIn(CountingEmbedder):
+    """Declares MiniLM's identity, so the injection classifier (trained for it) takes part."""
+
+    model_name = MINILM
+
+
+def test_the_injection_guard_and_retrieval_embed_an_asked_question_once(tmp_path):
+    from bot.guards.injection import CombinedDetector, default_detector
+
+    QUERY_VECTORS.clear()
+    embedder = CountingMiniLMStandIn()
+    detector = default_detector(embedder)
+    assert isinstance(detector, CombinedDetector)  # the embedding classifier is one of its layers
+    store = EdgeChunkStore(tmp_path / "edge")
+    try:
+        chunks = make_chunks(Scope("T1", "C1"), "travel.md", ["Travel per diem is fifty dollars"])
+        store.add(chunks, vectors(chunks))
+        question = "what is the per diem for a trip to chicago?"
+        detector.detect(question)
+        HybridRetriever(store=store, embedder=embedder, scope=Scope("T1", "C1")).search(question)
+        assert embedder.texts == [question]
+        # A batch (an evaluation run) goes straight to the model and leaves the cache alone.
+        detect_many(detector, ["first question here", "second question here"])
+        assert embedder.texts[1:] == ["first question here", "second question here"]
+        assert len(QUERY_VECTORS) == 1
+    finally:
+        store.close()
+        QUERY_VECTORS.clear()

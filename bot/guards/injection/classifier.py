@@ -196,7 +196,13 @@ class EmbeddingClassifierDetector:
 
         if not texts:
             return []
-        x = self.embedder.embed_array(list(texts))
+        if len(texts) == 1:
+            # An asked question: retrieval embeds the same words next, and reuses this vector.
+            from knowledge.query_vectors import QUERY_VECTORS
+
+            x = QUERY_VECTORS.vector(self.embedder, texts[0])[None, :]
+        else:
+            x = self.embedder.embed_array(list(texts))
         z = x.astype(np.float64) @ np.asarray(self.weights.coef) + self.weights.intercept
         if self.weights.ngrams is not None:
             z = (z + np.asarray(self.weights.ngrams.decision(texts))) / 2
