@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from knowledge.embeddings import Embedder
+    from knowledge.types import EmbeddedChunks
 
 
 def document_detector() -> HeuristicDetector:
@@ -101,6 +102,7 @@ class DocumentScanner:
         embedder: Embeddings | None = None,
         *,
         off_topic_similarity: float = 0.25,
+        min_other_chunks: int = 2,
     ):
         # Direct-question detectors (and the embedding classifier trained on questions) flag
         # ordinary handbook imperatives ("you are now in charge of …", "just write"), so the
@@ -115,9 +117,13 @@ class DocumentScanner:
             # Any other model's similarities mean something else: patterns only, then.
             self.embedder = wrapped if embedding_layers_apply(wrapped) else None
         self.off_topic_similarity = off_topic_similarity
+        self.min_other_chunks = min_other_chunks
         self._vector_cache: dict[str, object] = {}
 
-    def scan(self, text: str) -> list[Finding]:
+    def scan(self, text: str, chunks: EmbeddedChunks | None = None) -> list[Finding]:
+        """Suspicious passages of `text`. `chunks` — the document's chunks as ingest embedded
+        them — lets the off-topic layer embed only its few candidate sentences and compare
+        them with those vectors (nothing embedded twice); without them it embeds every sentence."""
         clean = normalize_text(text)
         passages = document_passages(clean)
         smuggled = revealed_tags(text)
@@ -137,7 +143,7 @@ class DocumentScanner:
                 findings.append(Finding(passage, verdict))
                 flagged.add(i)
         if self.embedder is not None:
-            findings.extend(self._off_topic_requests(passages, flagged))
+            findings.extend(self._off_topic_requests(passages, flagged, chunks))
         return findings
 
     def _embed(self, passages: list[str]):
@@ -152,21 +158,67 @@ class DocumentScanner:
                 self._vector_cache[passage] = vector
         return np.stack([self._vector_cache[p] for p in passages])
 
-    def _off_topic_requests(self, passages: list[str], skip: set[int]) -> list[Finding]:
+    def nearest_other_text(self, passages: list[str], candidates: list[int],
+                           chunks: EmbeddedChunks | None = None) -> dict[int, float]:
+        """For each candidate passage, its highest cosine to the rest of the document.
+
+        With the document's embedded `chunks` (same vector space), the rest is every chunk that
+        does not hold the candidate: only the candidates are embedded. A candidate with fewer
+        than `min_other_chunks` such chunks (a page of one or two chunks) is compared with the
+        document's other sentences instead, as without `chunks` — small pages, few sentences.
+        """
         import numpy as np
 
+        nearest: dict[int, float] = {}
+        by_sentence = list(candidates)
+        if chunks is not None and len(chunks.texts) and chunks.vector_space == self.embedder.vector_space:
+            chunk_words = [_shingles(t) for t in chunks.texts]
+            by_sentence = []
+            wanted = [(i, [c for c, words in enumerate(chunk_words) if not _holds(words, passages[i])])
+                      for i in candidates]
+            usable = [(i, others) for i, others in wanted if len(others) >= self.min_other_chunks]
+            by_sentence = [i for i, others in wanted if len(others) < self.min_other_chunks]
+            if usable:
+                vectors = self._embed([passages[i] for i, _ in usable])
+                chunk_vectors = np.asarray(chunks.vectors, dtype=np.float32)
+                for (i, others), v in zip(usable, vectors):
+                    nearest[i] = float(np.max(chunk_vectors[others] @ v))
+        if by_sentence:
+            vectors = self._embed(passages)
+            for i in by_sentence:
+                nearest[i] = float(np.max(np.delete(vectors, i, axis=0) @ vectors[i]))
+        return nearest
+
+    def _off_topic_requests(self, passages: list[str], skip: set[int],
+                            chunks: EmbeddedChunks | None = None) -> list[Finding]:
         candidates = [i for i, p in enumerate(passages) if i not in skip and is_request_shaped(p)]
         if not candidates or len(passages) < 3:
             return []
-        vectors = self._embed(passages)
         out: list[Finding] = []
-        for i in candidates:
-            others = np.delete(vectors, i, axis=0)
-            nearest = float(np.max(others @ vectors[i]))
+        for i, nearest in sorted(self.nearest_other_text(passages, candidates, chunks).items()):
             if nearest < self.off_topic_similarity:
                 score = round(min(1.0, 0.5 + (self.off_topic_similarity - nearest)), 4)
                 out.append(Finding(passages[i], Verdict(ThreatLevel.medium, score, ("off_topic_request",))))
         return out
+
+
+_WORD = re.compile(r"\w+")
+_SHINGLE = 4  # words: a sentence split across two chunks still leaves whole runs in each
+
+
+def _shingles(text: str) -> tuple[set[tuple[str, ...]], str]:
+    """A text's runs of `_SHINGLE` words, and its words joined (for passages shorter than a run)."""
+    words = _WORD.findall(text.casefold())
+    return {tuple(words[k : k + _SHINGLE]) for k in range(len(words) - _SHINGLE + 1)}, " ".join(words)
+
+
+def _holds(chunk: tuple[set[tuple[str, ...]], str], passage: str) -> bool:
+    """Whether a chunk holds (most of) `passage`: at least half of its word runs. The chunk's
+    vector then carries the passage itself and says nothing about the rest of the document."""
+    runs, joined = _shingles(passage)
+    if not runs:  # shorter than one run
+        return bool(joined) and f" {joined} " in f" {chunk[1]} "
+    return sum(r in chunk[0] for r in runs) * 2 >= len(runs)
 
 
 _REQUEST_START = re.compile(
