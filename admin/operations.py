@@ -165,6 +165,7 @@ class UploadOutcome:
 
 @dataclass
 class _PendingUpload:
+    index: int
     item: UploadItem
     size_bytes: int
     prepared: PreparedDocument
@@ -278,7 +279,8 @@ class AdminOperations:
     ) -> list[UploadOutcome]:
         """Upload many files, their chunks embedded in model batches that span files. Raises
         NotAuthorized; a file that can't be read or loaded is that file's `UploadOutcome.error`
-        and the rest go on. `on_done(outcome)` as each file is finished, in order.
+        and the rest go on. Returns the outcomes in the order of `items`; `on_done(outcome)` runs as
+        each file is finished (a refused file at once, the others when their batch is published).
 
         Per file, exactly what a single upload guarantees: every step that can fail on the
         user's file (reading, loading) runs before anything is written; the document scan sees
@@ -293,8 +295,8 @@ class AdminOperations:
         outcomes: list[UploadOutcome] = []
         pending: list[_PendingUpload] = []
 
-        def finish(outcome: UploadOutcome) -> None:
-            outcomes.append(outcome)
+        def finish(index: int, outcome: UploadOutcome) -> None:
+            outcomes[index] = outcome
             if on_done is not None:
                 on_done(outcome)
 
@@ -302,10 +304,11 @@ class AdminOperations:
             # One embedding pass for the whole window, then each file on its own.
             self.knowledge.embed_prepared([p.prepared for p in pending])
             for p in pending:
-                finish(UploadOutcome(p.item.name, self._publish_upload(actor, p, scope)))
+                finish(p.index, UploadOutcome(p.item.name, self._publish_upload(actor, p, scope)))
             pending.clear()
 
-        for item in items:
+        for index, item in enumerate(items):
+            outcomes.append(UploadOutcome(item.name))  # replaced when the file is finished
             try:
                 data = item.read()
                 loaded = self.knowledge.load(item.name, data, url=item.url)  # DocumentError → nothing written
@@ -317,9 +320,9 @@ class AdminOperations:
             except (DocumentError, OSError) as e:
                 if isinstance(e, DocumentError):
                     self._report_upload("refused")
-                finish(UploadOutcome(item.name, error=e))
+                finish(index, UploadOutcome(item.name, error=e))
                 continue
-            pending.append(_PendingUpload(item, len(data), prepared))
+            pending.append(_PendingUpload(index, item, len(data), prepared))
             if sum(len(p.prepared.chunks) for p in pending) >= batch_chunks:
                 flush()
         if pending:

@@ -142,7 +142,12 @@ class _IngestScan:
         from knowledge.loaders import load_document
         from knowledge.types import EmbeddedChunks, Scope, document_id
 
-        doc = load_document(name, page.encode("utf-8"))
+        from knowledge.types import DocumentError
+
+        try:
+            doc = load_document(name, page.encode("utf-8"), max_bytes=1 << 30)
+        except DocumentError:  # ingest refuses it before any scan (e.g. front matter only)
+            return self.scanner.scan(page)
         text = "\n\n".join(section.text for section in doc.sections)  # = what admin uploads scan
         if self.embedder is None:
             return self.scanner.scan(text)
