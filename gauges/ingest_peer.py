@@ -9,7 +9,7 @@ on-disk Qdrant; needs the `bench` extra), and the docent of any `--also` checkou
 to compare before and after a change in the same CPU weather). The order rotates every round so
 none always runs first. Reported per contestant: median whole-process wall seconds and peak RSS
 (the child's own `ru_maxrss`, see `gauges.bench.measure_command`), and docent's medians over the
-peer's. The machine is shared: compare within one run, never across runs.
+peer's. Before the rounds, each contestant runs once, uncounted, on a one-file folder (warm page cache). The machine is shared: compare within one run, never across runs.
 """
 
 from __future__ import annotations
@@ -41,12 +41,27 @@ def _contestants(folder: Path, also: list[Path]) -> dict[str, tuple[list[str], d
 
 
 def run_rounds(folder: Path, *, rounds: int = 3, also: list[Path] = (), work_dir: Path | None = None,
-               on_result=None) -> dict:
+               warmup: bool = True, on_result=None) -> dict:
     contestants = _contestants(Path(folder), list(also))
     names = list(contestants)
     runs: dict[str, list[dict]] = {n: [] for n in names}
     base = Path(tempfile.mkdtemp(prefix="ingest-peer-", dir=work_dir))
     try:
+        if warmup:
+            # Each contestant once on a one-file folder, not counted: every run then starts with
+            # its code and the model in the page cache (a user's second run, not the first after install).
+            tiny = base / "warmup-docs"
+            tiny.mkdir()
+            first = next(p for p in sorted(Path(folder).rglob("*.md")) if p.stat().st_size > 200)
+            (tiny / first.name).write_bytes(first.read_bytes())
+            for name, (argv, env, cwd) in _contestants(tiny, list(also)).items():
+                target = base / f"warmup-{name.replace('/', '_')}"
+                env = dict(env)
+                if name == "langchain_tutorial":
+                    argv = [*argv, "--qdrant-path", str(target)]
+                else:
+                    env["DOCENT_DATA_DIR"] = str(target)
+                measure_command(argv, env=env, cwd=cwd, log_path=base / f"warmup-{name.replace('/', '_')}.log")
         for r in range(rounds):
             order = names[r % len(names):] + names[: r % len(names)]
             for name in order:
@@ -107,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--also", type=Path, action="append", default=[], metavar="CHECKOUT",
                         help="another source checkout whose `docent ingest` runs in the same rounds")
     parser.add_argument("--work-dir", type=Path, default=None, help="where the fresh data folders go (default: /tmp)")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the uncounted one-file run of each contestant")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -114,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"round {row['round']}: {name}: {row['wall_s']} s, {row['peak_rss_mb']} MB, "
               f"{row.get('chunks')} chunks", file=sys.stderr, flush=True)
 
-    result = run_rounds(args.folder, rounds=args.rounds, also=args.also, work_dir=args.work_dir, on_result=progress)
+    result = run_rounds(args.folder, rounds=args.rounds, also=args.also, work_dir=args.work_dir,
+                        warmup=not args.no_warmup, on_result=progress)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
