@@ -102,7 +102,7 @@ class DocumentScanner:
         embedder: Embeddings | None = None,
         *,
         off_topic_similarity: float = 0.25,
-        min_other_chunks: int = 2,
+        on_topic_chunk_similarity: float = 0.35,
     ):
         # Direct-question detectors (and the embedding classifier trained on questions) flag
         # ordinary handbook imperatives ("you are now in charge of …", "just write"), so the
@@ -117,13 +117,16 @@ class DocumentScanner:
             # Any other model's similarities mean something else: patterns only, then.
             self.embedder = wrapped if embedding_layers_apply(wrapped) else None
         self.off_topic_similarity = off_topic_similarity
-        self.min_other_chunks = min_other_chunks
+        # Chosen on the BIPIA gauge (`python -m gauges.injection --documents … --attacks …`):
+        # from 0.30 on, no attack is cleared that the sentence comparison flags; 0.35 leaves room.
+        self.on_topic_chunk_similarity = on_topic_chunk_similarity
         self._vector_cache: dict[str, object] = {}
 
     def scan(self, text: str, chunks: EmbeddedChunks | None = None) -> list[Finding]:
         """Suspicious passages of `text`. `chunks` — the document's chunks as ingest embedded
-        them — lets the off-topic layer embed only its few candidate sentences and compare
-        them with those vectors (nothing embedded twice); without them it embeds every sentence."""
+        them — let the off-topic layer clear on-topic requests by those vectors, embedding only
+        the request sentences; the page's other sentences are embedded only when a request is
+        far from every chunk (see `nearest_other_text`)."""
         clean = normalize_text(text)
         passages = document_passages(clean)
         smuggled = revealed_tags(text)
@@ -162,10 +165,15 @@ class DocumentScanner:
                            chunks: EmbeddedChunks | None = None) -> dict[int, float]:
         """For each candidate passage, its highest cosine to the rest of the document.
 
-        With the document's embedded `chunks` (same vector space), the rest is every chunk that
-        does not hold the candidate: only the candidates are embedded. A candidate with fewer
-        than `min_other_chunks` such chunks (a page of one or two chunks) is compared with the
-        document's other sentences instead, as without `chunks` — small pages, few sentences.
+        That is its nearest other sentence — every sentence of the page embedded. With the
+        document's embedded `chunks` (same vector space) a cheaper first look comes first: only
+        the candidates are embedded and compared with the chunks that don't hold them; one at
+        least `on_topic_chunk_similarity` from some chunk is on the page's subject and is done
+        (its value is that chunk's cosine). Only when a candidate is far from every chunk — an
+        off-topic request, or a short question chunks say little about — are the sentences
+        embedded, exactly as without `chunks`. Chunk cosines alone run lower than sentence
+        cosines for short questions (measured: no cut-off on them kept the handbook's clean
+        pages unflagged), so they clear candidates and never flag one.
         """
         import numpy as np
 
@@ -173,16 +181,16 @@ class DocumentScanner:
         by_sentence = list(candidates)
         if chunks is not None and len(chunks.texts) and chunks.vector_space == self.embedder.vector_space:
             chunk_words = [_shingles(t) for t in chunks.texts]
+            vectors = self._embed([passages[i] for i in candidates])
+            chunk_vectors = np.asarray(chunks.vectors, dtype=np.float32)
             by_sentence = []
-            wanted = [(i, [c for c, words in enumerate(chunk_words) if not _holds(words, passages[i])])
-                      for i in candidates]
-            usable = [(i, others) for i, others in wanted if len(others) >= self.min_other_chunks]
-            by_sentence = [i for i, others in wanted if len(others) < self.min_other_chunks]
-            if usable:
-                vectors = self._embed([passages[i] for i, _ in usable])
-                chunk_vectors = np.asarray(chunks.vectors, dtype=np.float32)
-                for (i, others), v in zip(usable, vectors):
-                    nearest[i] = float(np.max(chunk_vectors[others] @ v))
+            for i, v in zip(candidates, vectors):
+                others = [c for c, words in enumerate(chunk_words) if not _holds(words, passages[i])]
+                near_chunk = float(np.max(chunk_vectors[others] @ v)) if others else -1.0
+                if near_chunk >= self.on_topic_chunk_similarity:
+                    nearest[i] = near_chunk
+                else:
+                    by_sentence.append(i)
         if by_sentence:
             vectors = self._embed(passages)
             for i in by_sentence:
