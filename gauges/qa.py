@@ -139,11 +139,15 @@ def eval_docent(
         files = sorted(f for f in docs_dir.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED_EXTENSIONS)
         ingest_errors = []
         started = time.perf_counter()
-        by_scope: dict[Scope, list[UploadItem]] = {}  # the way `docent ingest` uploads a folder, per scope
+        # The way `docent ingest` uploads a folder: one upload_many per run of files bound for the
+        # same scope, in file order (the store's insertion order breaks ties between equal scores).
+        runs: list[tuple[Scope, list[UploadItem]]] = []
         for f in files:
             name = f.relative_to(docs_dir).as_posix()
-            by_scope.setdefault(Scope(EVAL_WORKSPACE, channel_of(name, links) or "*"), []).append(
-                UploadItem(name, f.read_bytes))
+            scope = Scope(EVAL_WORKSPACE, channel_of(name, links) or "*")
+            if not runs or runs[-1][0] != scope:
+                runs.append((scope, []))
+            runs[-1][1].append(UploadItem(name, f.read_bytes))
         finished = 0
 
         def done(outcome: UploadOutcome) -> None:
@@ -154,7 +158,7 @@ def eval_docent(
             if on_progress:
                 on_progress(finished, len(files), "ingesting")
 
-        for scope, items in by_scope.items():
+        for scope, items in runs:
             docent.admin.upload_many(actor, items, scope, on_done=done)
         yield docent, {
             "n_documents": len(files), "ingest_errors": ingest_errors,

@@ -190,11 +190,15 @@ class OnnxMiniLMEmbeddings(Embedder):
         tokenizer.no_padding()
         self._tokenizer = tokenizer
 
-        # One session, every core, for queries too: unlike torch (see `_few_threads`), ONNX Runtime
-        # answers a lone query faster on 2 threads than on 1 even on a busy 2-core machine
-        # (int8 p50 1.9 vs 2.0 ms, p95 2.6 vs 3.0 ms; fp32 p50 2.9 vs 4.4 ms).
-        self._threads = threads or os.cpu_count() or 1
-        self._session = _load_session(str(self.onnx_path), self._threads)
+        # fp32 runs batches: one session with every core. int8 runs one text per call, and one
+        # single-threaded run per core at once beats one run split over every core — no hand-offs
+        # between threads inside each small matrix product (measured on 2 busy cores: 5.7 vs 3.4
+        # passages/s, identical vectors); a lone query loses ~0.1 ms p50 on one thread (2.0 vs
+        # 1.9 ms). So int8 has one single-threaded session — the model loaded once — and `embed_array`
+        # spreads a batch over `_workers` threads.
+        self._workers = threads or os.cpu_count() or 1
+        one_text = self._rows_per_run == 1
+        self._session = _load_session(str(self.onnx_path), 1 if one_text else self._workers)
         self._input_names = {i.name for i in self._session.get_inputs()}
         width = self._session.get_outputs()[0].shape[-1]
         self.dim = width if isinstance(width, int) else DIM
@@ -207,15 +211,11 @@ class OnnxMiniLMEmbeddings(Embedder):
         # Longest first, like sentence-transformers: each batch pads to similar lengths.
         order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        if self._rows_per_run == 1 and self._threads > 1 and len(texts) >= _PARALLEL_MIN_TEXTS:
-            # Many texts one at a time (int8): one single-threaded run per core at once beats one
-            # run split over every core — no hand-offs between threads inside each small matrix
-            # product (measured on 2 busy cores: 5.7 vs 3.4 passages/s). Each text still gets the
-            # very same vector (same session, one text per run).
-            single = _load_session(str(self.onnx_path), 1)
-            with ThreadPoolExecutor(self._threads) as pool:
-                list(pool.map(lambda part: self._run(single, encodings, lengths, part, out),
-                              [order[k :: self._threads] for k in range(self._threads)]))
+        if self._rows_per_run == 1 and self._workers > 1 and len(texts) >= _PARALLEL_MIN_TEXTS:
+            # Each text still gets the very same vector: same session, one text per run.
+            with ThreadPoolExecutor(self._workers) as pool:
+                list(pool.map(lambda part: self._run(self._session, encodings, lengths, part, out),
+                              [order[k :: self._workers] for k in range(self._workers)]))
             return out
         self._run(self._session, encodings, lengths, order, out)
         return out
