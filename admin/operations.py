@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from sqlmodel import select
 
@@ -25,11 +25,17 @@ from admin.registry import DocumentRegistry, flag_reasons_json, flag_reasons_lis
 from admin.reports import UsageReport, build_usage_report, render_usage_chart
 from admin.types import Actor, InvalidCap, NotAuthorized, NotFound
 from knowledge.chunk_records import StoredVersion
-from knowledge.types import WORKSPACE_WIDE, DocumentError, Scope, document_id
+from knowledge.types import WORKSPACE_WIDE, DocumentError, EmbeddedChunks, LoadedDocument, Scope, document_id
 
 if TYPE_CHECKING:  # the knowledge base pulls in Qdrant and the embedder: not needed to type-check
     from knowledge.embeddings import Embedder
-    from knowledge.ingest import KnowledgeBase
+    from knowledge.ingest import KnowledgeBase, PreparedDocument
+
+# The injection scan the core hands in: (document text, its chunks as ingest embedded them, or
+# None when nothing was embedded) → the suspicious passages (empty: nothing found).
+Scanner = Callable[[str, "EmbeddedChunks | None"], Sequence[str]]
+# `upload_many` embeds once this many chunks (of one or more documents) are waiting.
+UPLOAD_BATCH_CHUNKS = 256
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +140,37 @@ class UploadReport:
         return not self.record.quarantined
 
 
+@dataclass(frozen=True)
+class UploadItem:
+    """One file of an `upload_many`: its bytes, or how to read them when its turn comes (so a
+    folder is not held in memory, and an unreadable file fails alone)."""
+
+    name: str
+    data: bytes | Callable[[], bytes]
+    url: str | None = None
+
+    def read(self) -> bytes:
+        return self.data if isinstance(self.data, bytes) else self.data()
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    """What became of one file of an `upload_many`: a report, or the error that refused it
+    (a `DocumentError`, or an `OSError` reading it) — that file only."""
+
+    name: str
+    report: UploadReport | None = None
+    error: Exception | None = None
+
+
+@dataclass
+class _PendingUpload:
+    index: int
+    item: UploadItem
+    size_bytes: int
+    prepared: PreparedDocument
+
+
 class _RegistryPublisher:
     """The registry's side of publishing a version (`knowledge.ingest.VersionPublisher`): numbers
     from the shared counter, and the store flip plus the registry row in one locked step."""
@@ -177,7 +214,7 @@ class AdminOperations:
         db: Database,
         *,
         admin_user_ids: list[str] | tuple[str, ...] = (),
-        scanner: Callable[[str], list[str]] | None = None,
+        scanner: Scanner | None = None,
         quarantine_flagged: bool = False,
         on_documents_changed: Callable[[Scope], None] | None = None,
         on_upload: Callable[[str, int], None] | None = None,
@@ -223,32 +260,91 @@ class AdminOperations:
 
     # --- documents ------------------------------------------------------------------------
     def upload(self, actor: Actor, name: str, data: bytes, scope: Scope, *, url: str | None = None) -> UploadReport:
-        """Load → scan → ingest (unless quarantined) → registry. Raises NotAuthorized / DocumentError.
+        """Load → chunk and embed → scan → publish (or quarantine) → registry. Raises
+        NotAuthorized / DocumentError. One file of `upload_many`, with the same guarantees."""
+        (outcome,) = self.upload_many(actor, [UploadItem(name, data, url)], scope)
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.report is not None
+        return outcome.report
 
-        Every step that can fail on the user's file (loading) runs before anything is written.
-        The new version goes live in the store and into the registry in one step under the
-        document's lock (`_RegistryPublisher`), and a row is only ever replaced by a newer
-        version: concurrent uploads from several processes end with the newest one in both, and
-        the others are reported `superseded`.
+    def upload_many(
+        self,
+        actor: Actor,
+        items: Iterable[UploadItem],
+        scope: Scope,
+        *,
+        on_done: Callable[[UploadOutcome], None] | None = None,
+        batch_chunks: int = UPLOAD_BATCH_CHUNKS,
+    ) -> list[UploadOutcome]:
+        """Upload many files, their chunks embedded in model batches that span files. Raises
+        NotAuthorized; a file that can't be read or loaded is that file's `UploadOutcome.error`
+        and the rest go on. Returns the outcomes in the order of `items`; `on_done(outcome)` runs as
+        each file is finished (a refused file at once, the others when their batch is published).
+
+        Per file, exactly what a single upload guarantees: every step that can fail on the
+        user's file (reading, loading) runs before anything is written; the document scan sees
+        the chunk vectors ingest computed (nothing is embedded twice); the new version goes
+        live in the store and into the registry in one step under the document's lock
+        (`_RegistryPublisher`), and a row is only ever replaced by a newer version — concurrent
+        uploads from several processes end with the newest one in both, the others reported
+        `superseded`. An embedding or store failure raises: files already finished stay.
         """
         self._require_admin(actor, "add documents")
         scope = Scope(scope.workspace, scope.storage_channel)
-        try:
-            loaded = self.knowledge.load(name, data, url=url)  # DocumentError → nothing written
-        except DocumentError:
-            self._report_upload("refused")
-            raise
-        findings: tuple[str, ...] = tuple(self.scanner(_document_text(loaded))) if self.scanner else ()
+        outcomes: list[UploadOutcome] = []
+        pending: list[_PendingUpload] = []
+
+        def finish(index: int, outcome: UploadOutcome) -> None:
+            outcomes[index] = outcome
+            if on_done is not None:
+                on_done(outcome)
+
+        def flush() -> None:
+            # One embedding pass for the whole window, then each file on its own.
+            self.knowledge.embed_prepared([p.prepared for p in pending])
+            for p in pending:
+                finish(p.index, UploadOutcome(p.item.name, self._publish_upload(actor, p, scope)))
+            pending.clear()
+
+        for index, item in enumerate(items):
+            outcomes.append(UploadOutcome(item.name))  # replaced when the file is finished
+            try:
+                data = item.read()
+                loaded = self.knowledge.load(item.name, data, url=item.url)  # DocumentError → nothing written
+                doc_id = document_id(scope, loaded.name)
+                if any(p.prepared.doc_id == doc_id for p in pending):
+                    flush()  # the same document twice: the later upload must see the earlier one
+                self.reconcile(doc_id)  # what a crashed earlier upload left must not count as stored
+                prepared = self.knowledge.prepare(loaded, scope)
+            except (DocumentError, OSError) as e:
+                if isinstance(e, DocumentError):
+                    self._report_upload("refused")
+                finish(index, UploadOutcome(item.name, error=e))
+                continue
+            pending.append(_PendingUpload(index, item, len(data), prepared))
+            if sum(len(p.prepared.chunks) for p in pending) >= batch_chunks:
+                flush()
+        if pending:
+            flush()
+        return outcomes
+
+    def _publish_upload(self, actor: Actor, pending: _PendingUpload, scope: Scope) -> UploadReport:
+        """Scan one embedded file, then publish it (or quarantine it) with its registry row."""
+        prepared, url = pending.prepared, pending.item.url
+        loaded: LoadedDocument = prepared.doc
+        findings: tuple[str, ...] = (
+            tuple(self.scanner(_document_text(loaded), prepared.embedded)) if self.scanner else ()
+        )
         flagged = bool(findings)
         quarantined = flagged and self.quarantine_flagged
-        doc_id = document_id(scope, loaded.name)
-        self.reconcile(doc_id)  # what a crashed earlier upload left must not count as stored
+        doc_id = prepared.doc_id
         previous = self.registry.get(doc_id)
 
         def row(version: int, chunks: int) -> Document:
             return Document(
                 doc_id=doc_id, workspace=scope.workspace, channel=scope.storage_channel, name=loaded.name,
-                title=loaded.title, pages=loaded.pages, chunks=chunks, size_bytes=len(data),
+                title=loaded.title, pages=loaded.pages, chunks=chunks, size_bytes=pending.size_bytes,
                 content_hash=loaded.content_hash, uploaded_by=actor.user_id,
                 uploaded_at=datetime.now(timezone.utc), flagged=flagged,
                 flag_reasons=flag_reasons_json(findings), quarantined=quarantined, url=url, version=version,
@@ -262,7 +358,7 @@ class AdminOperations:
             changed, replaced = True, bool(removed) or previous is not None
             log.warning("quarantined %s in %s: %d suspicious passage(s)", loaded.name, scope, len(findings))
         else:
-            result = self.knowledge.ingest_loaded(loaded, scope, publisher=publisher)
+            result = self.knowledge.publish_prepared(prepared, publisher)
             changed, replaced = result.changed, result.replaced
             if flagged:
                 log.warning("flagged %s in %s: %d suspicious passage(s)", loaded.name, scope, len(findings))

@@ -42,7 +42,7 @@ from knowledge.ingest import KnowledgeBase
 from knowledge.loaders import PdfLimits
 from knowledge.retriever import HybridRetriever
 from knowledge.stores import open_store
-from knowledge.types import Scope
+from knowledge.types import EmbeddedChunks, Scope
 from knowledge.vector_space import RECORD_FILE as VECTOR_SPACE_RECORD
 from knowledge.vector_space import reconcile_vector_space
 
@@ -127,8 +127,8 @@ class Docent:
         guards = GuardPipeline.from_settings(settings, db, detector=detector)
         doc_scanner = DocumentScanner(None, embedder)  # the question detector over-flags documents
 
-        def scanner(text: str) -> list[str]:
-            findings = doc_scanner.scan(text)
+        def scanner(text: str, chunks: EmbeddedChunks | None = None) -> list[str]:
+            findings = doc_scanner.scan(text, chunks)
             return [f.passage for f in findings] if is_flagged(findings) else []
 
         admin = AdminOperations(

@@ -12,7 +12,7 @@
 Command line (the lead's `docent eval injection` calls the same functions):
 
     python -m gauges.injection FILE.jsonl [FILE.jsonl …] [--text-field NAME …] [--label 0|1] [--details] [--json] [--heuristic-only]
-    python -m gauges.injection --documents HANDBOOK_DIR --attacks ATTACKS.jsonl [--json]
+    python -m gauges.injection --documents HANDBOOK_DIR --attacks ATTACKS.jsonl [--scan-mode ingest|text] [--json]
 """
 
 from __future__ import annotations
@@ -125,6 +125,41 @@ def read_attacks(path: Path) -> list[dict[str, str]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+class _IngestScan:
+    """The document scan as `docent ingest` runs it: the page loaded and chunked as ingest does,
+    the chunks embedded (cached by text: an attacked copy re-embeds only the chunks that
+    changed), then `DocumentScanner.scan(document text, chunks)`."""
+
+    def __init__(self, scanner: DocumentScanner, embedder) -> None:
+        self.scanner, self.embedder = scanner, embedder
+        self._vectors: dict[str, Any] = {}
+
+    def __call__(self, name: str, page: str):
+        import numpy as np
+
+        from knowledge.chunk_records import embedding_text
+        from knowledge.chunking import chunk_document
+        from knowledge.loaders import load_document
+        from knowledge.types import EmbeddedChunks, Scope, document_id
+
+        from knowledge.types import DocumentError
+
+        try:
+            doc = load_document(name, page.encode("utf-8"), max_bytes=1 << 30)
+        except DocumentError:  # ingest refuses it before any scan (e.g. front matter only)
+            return self.scanner.scan(page)
+        text = "\n\n".join(section.text for section in doc.sections)  # = what admin uploads scan
+        if self.embedder is None:
+            return self.scanner.scan(text)
+        scope = Scope("gauge", "*")
+        texts = [embedding_text(c) for c in chunk_document(doc, scope, doc_id=document_id(scope, name), ingested_at=0.0)]
+        missing = [t for t in dict.fromkeys(texts) if t not in self._vectors]
+        if missing:
+            self._vectors.update(zip(missing, self.embedder.embed_array(missing)))
+        vectors = np.stack([self._vectors[t] for t in texts]) if texts else np.zeros((0, self.embedder.dim), np.float32)
+        return self.scanner.scan(text, EmbeddedChunks(tuple(texts), vectors, self.embedder.vector_space))
+
+
 def evaluate_document_scan(
     handbook_dir: Path,
     attacks_path: Path,
@@ -132,22 +167,35 @@ def evaluate_document_scan(
     seed: int = 0,
     embedder=None,
     split: str | None = None,
+    mode: str = "ingest",
 ) -> dict[str, Any]:
     """Flag rates on attacked pages (one attack per page) and on every clean page.
 
     `split` keeps only attack rows with that `split` field ("train"/"test"); None = all.
+    `mode` "ingest": each page goes the way `docent ingest` scans it (loaded, chunked, chunk
+    vectors handed to the scan); "text": the raw page text is scanned alone (every sentence
+    embedded by the scan itself).
     """
-    pages = [p.read_text(encoding="utf-8", errors="replace") for p in sorted(Path(handbook_dir).rglob("*.md"))]
+    paths = sorted(Path(handbook_dir).rglob("*.md"))
+    pages = [p.read_text(encoding="utf-8", errors="replace") for p in paths]
     if not pages:
         raise ValueError(f"no Markdown pages under {handbook_dir}")
+    names = [p.name for p in paths]
     attacks = [a for a in read_attacks(Path(attacks_path)) if split is None or a.get("split") == split]
     scanner = DocumentScanner(detector, embedder)
+    if mode == "ingest":
+        scan = _IngestScan(scanner, scanner.embedder)
+    elif mode == "text":
+        def scan(name: str, page: str):
+            return scanner.scan(page)
+    else:
+        raise ValueError(f"unknown scan mode {mode!r}: ingest or text")
     # Clean pages first: their passages' embeddings are cached, so each attacked copy only
     # embeds the inserted paragraph.
     flagged_clean = 0
     clean_flags: list[str] = []
-    for page in pages:
-        findings = scanner.scan(page)
+    for name, page in zip(names, pages):
+        findings = scan(name, page)
         if is_flagged(findings):
             flagged_clean += 1
             clean_flags.extend(f.passage for f in findings if f.verdict.level >= BLOCKING_LEVEL)
@@ -156,16 +204,19 @@ def evaluate_document_scan(
     flagged_attacked = 0
     for attack in attacks:
         instruction = attack["instruction"]
-        page = rng.choice(pages)
-        if is_flagged(scanner.scan(hide_in_page(page, instruction, rng))):
+        at = rng.randrange(len(pages))  # = rng.choice(pages): the same pages for every seed as before
+        if is_flagged(scan(names[at], hide_in_page(pages[at], instruction, rng))):
             flagged_attacked += 1
         else:
             missed.append(instruction)
     return {
+        "mode": mode,
         "flag_rate_attacked": _rate(flagged_attacked, len(attacks)),
         "flag_rate_clean": _rate(flagged_clean, len(pages)),
         "n_attacked": len(attacks),
+        "n_flagged_attacked": flagged_attacked,
         "n_clean": len(pages),
+        "n_flagged_clean": flagged_clean,
         "missed_attacks": missed,
         "clean_passages_flagged": clean_flags,
     }
@@ -199,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--attacks", type=Path, help="BIPIA-style JSONL with an 'instruction' field")
     parser.add_argument("--split", default=None, help="only attack rows of this split")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scan-mode", choices=("ingest", "text"), default="ingest",
+                        help="ingest: pages loaded, chunked and scanned with their chunk vectors as `docent ingest` "
+                             "does (default); text: the raw page text scanned alone")
     parser.add_argument("--heuristic-only", action="store_true", help="skip the embedding layer")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -213,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         # Documents use the document heuristics (DocumentScanner's default) + the off-topic layer.
-        result = evaluate_document_scan(args.documents, args.attacks, None, seed=args.seed, embedder=embedder, split=args.split)
+        result = evaluate_document_scan(args.documents, args.attacks, None, seed=args.seed, embedder=embedder,
+                                        split=args.split, mode=args.scan_mode)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -112,6 +112,7 @@ def eval_docent(
 ) -> Iterator[tuple["Docent", dict]]:
     """A Docent over `docs_dir` ingested into its own data dir (documents linked per `links`),
     with limits, caps and the cache off: the gauge measures answering, not the guards."""
+    from admin.operations import UploadItem, UploadOutcome
     from admin.types import Actor
     from bot.core import Docent
     from knowledge.loaders import SUPPORTED_EXTENSIONS
@@ -138,15 +139,27 @@ def eval_docent(
         files = sorted(f for f in docs_dir.rglob("*") if f.is_file() and f.suffix.lower() in SUPPORTED_EXTENSIONS)
         ingest_errors = []
         started = time.perf_counter()
-        for i, f in enumerate(files):
-            if on_progress:
-                on_progress(i, len(files), "ingesting")
+        # The way `docent ingest` uploads a folder: one upload_many per run of files bound for the
+        # same scope, in file order (the store's insertion order breaks ties between equal scores).
+        runs: list[tuple[Scope, list[UploadItem]]] = []
+        for f in files:
             name = f.relative_to(docs_dir).as_posix()
             scope = Scope(EVAL_WORKSPACE, channel_of(name, links) or "*")
-            try:
-                docent.admin.upload(actor, name, f.read_bytes(), scope)
-            except Exception as e:  # a bad file is reported, not fatal to the gauge
-                ingest_errors.append(f"{name}: {e}")
+            if not runs or runs[-1][0] != scope:
+                runs.append((scope, []))
+            runs[-1][1].append(UploadItem(name, f.read_bytes))
+        finished = 0
+
+        def done(outcome: UploadOutcome) -> None:
+            nonlocal finished
+            finished += 1
+            if outcome.error is not None:  # a bad file is reported, not fatal to the gauge
+                ingest_errors.append(f"{outcome.name}: {outcome.error}")
+            if on_progress:
+                on_progress(finished, len(files), "ingesting")
+
+        for scope, items in runs:
+            docent.admin.upload_many(actor, items, scope, on_done=done)
         yield docent, {
             "n_documents": len(files), "ingest_errors": ingest_errors,
             "ingest_s": round(time.perf_counter() - started, 1),

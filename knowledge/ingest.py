@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Protocol
@@ -30,7 +31,15 @@ from knowledge.chunking import chunk_document
 from knowledge.embeddings import Embedder, as_embedder
 from knowledge.loaders import PdfLimits, check_size, load_document
 from knowledge.store import ChunkStore
-from knowledge.types import Chunk, EmptyDocument, IngestResult, LoadedDocument, Scope, document_id
+from knowledge.types import (
+    Chunk,
+    EmbeddedChunks,
+    EmptyDocument,
+    IngestResult,
+    LoadedDocument,
+    Scope,
+    document_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +61,32 @@ class VersionPublisher(Protocol):
 EMBED_BATCH = 128
 # `ingest_many` embeds once this many chunks (from one or more documents) are waiting.
 MANY_BATCH_CHUNKS = 256
+
+
+@dataclass
+class PreparedDocument:
+    """A loaded document on its way into the store: chunked (unless the store already holds
+    these bytes), then embedded (`KnowledgeBase.embed_prepared`, in batches that may span
+    documents), then written (`KnowledgeBase.publish_prepared`). Nothing is written before that."""
+
+    doc: LoadedDocument
+    scope: Scope
+    doc_id: str
+    previous_hash: str | None  # the live version's content hash, None when nothing is stored
+    chunks: list[Chunk]  # empty when unchanged
+    vectors: np.ndarray | None = None
+    vector_space: str = ""
+
+    @property
+    def unchanged(self) -> bool:
+        return self.previous_hash == self.doc.content_hash
+
+    @property
+    def embedded(self) -> EmbeddedChunks | None:
+        """The chunks with their vectors, once embedded (what the document scan may reuse)."""
+        if self.vectors is None:
+            return None
+        return EmbeddedChunks(tuple(embedding_text(c) for c in self.chunks), self.vectors, self.vector_space)
 
 
 class KnowledgeBase:
@@ -84,13 +119,17 @@ class KnowledgeBase:
         self, doc: LoadedDocument, scope: Scope, *, on_progress: ProgressCallback | None = None,
         publisher: VersionPublisher | None = None,
     ) -> IngestResult:
+        prepared = self.prepare(doc, scope)
+        self.embed_prepared([prepared], on_progress=on_progress)
+        return self.publish_prepared(prepared, publisher)
+
+    def prepare(self, doc: LoadedDocument, scope: Scope) -> PreparedDocument:
+        """Chunk `doc` for `scope` unless the store's live version has the same content hash.
+        Raises `EmptyDocument` for a document without text (never replace a doc with nothing)."""
         doc_id = document_id(scope, doc.name)
         previous_hash = self.store.document_hash(doc_id)
         if previous_hash == doc.content_hash:
-            log.info("ingest %s in %s: unchanged, nothing written", doc.name, scope)
-            return self._result(doc, scope, doc_id, chunks=self._stored_chunk_count(scope, doc_id),
-                                changed=False)
-
+            return PreparedDocument(doc, scope, doc_id, previous_hash, [])
         chunks = chunk_document(
             doc,
             scope,
@@ -99,18 +138,53 @@ class KnowledgeBase:
             overlap_tokens=self.overlap_tokens,
             ingested_at=time.time(),
         )
-        if not chunks:  # a hand-built LoadedDocument without text: never replace a doc with nothing
+        if not chunks:  # a hand-built LoadedDocument without text
             raise EmptyDocument(doc.name)
-        vectors = self._embed_chunks(chunks, on_progress)
+        return PreparedDocument(doc, scope, doc_id, previous_hash, chunks)
+
+    def embed_prepared(
+        self, prepared: Sequence[PreparedDocument], *, on_progress: ProgressCallback | None = None,
+        batch: int = EMBED_BATCH,
+    ) -> None:
+        """Embed every chunk of the changed documents in `prepared`, in model batches of `batch`
+        chunks that span documents (small pages share a batch). All or nothing: on a failure no
+        document gets vectors. `on_progress(chunks embedded, total)` after each batch."""
+        todo = [p for p in prepared if not p.unchanged and p.vectors is None]
+        texts = [embedding_text(c) for p in todo for c in p.chunks]
+        total = len(texts)
+        parts: list[np.ndarray] = []
+        if on_progress:
+            on_progress(0, total)
+        for start in range(0, total, batch):
+            parts.append(self.embed_texts(texts[start : start + batch]))
+            if on_progress:
+                on_progress(min(start + batch, total), total)
+        vectors = np.concatenate(parts) if parts else np.zeros((0, self.embedder.dim), dtype=np.float32)
+        start = 0
+        for p in todo:
+            p.vectors = vectors[start : start + len(p.chunks)]
+            p.vector_space = self.embedder.vector_space
+            start += len(p.chunks)
+
+    def publish_prepared(self, prepared: PreparedDocument, publisher: VersionPublisher | None = None) -> IngestResult:
+        """Write an embedded document as a new version (see `VersionPublisher`); nothing for an
+        unchanged one. A failure removes the new version and leaves the old one as it was."""
+        p = prepared
+        if p.unchanged:
+            log.info("ingest %s in %s: unchanged, nothing written", p.doc.name, p.scope)
+            return self._result(p.doc, p.scope, p.doc_id, chunks=self._stored_chunk_count(p.scope, p.doc_id),
+                                changed=False)
+        if p.vectors is None:
+            raise ValueError(f"{p.doc.name}: publish_prepared before embed_prepared")
         # Only now, with every vector in hand, is the store touched.
-        current = self._write_version(doc_id, chunks, vectors, publisher)
+        current = self._write_version(p.doc_id, p.chunks, p.vectors, publisher)
         log.info(
-            "ingest %s in %s: %d chunks%s%s", doc.name, scope, len(chunks),
-            " (replaced the previous version)" if previous_hash else "",
+            "ingest %s in %s: %d chunks%s%s", p.doc.name, p.scope, len(p.chunks),
+            " (replaced the previous version)" if p.previous_hash else "",
             "" if current else " (superseded at once by a newer upload)",
         )
-        return self._result(doc, scope, doc_id, chunks=len(chunks), changed=True,
-                            replaced=previous_hash is not None)
+        return self._result(p.doc, p.scope, p.doc_id, chunks=len(p.chunks), changed=True,
+                            replaced=p.previous_hash is not None)
 
     def ingest_bytes(
         self,
@@ -147,65 +221,30 @@ class KnowledgeBase:
         counts documents. On an embedding failure, documents already written stay written.
         """
         docs = list(docs)
-        results: list[IngestResult | None] = [None] * len(docs)
-        pending: list[tuple[int, LoadedDocument, str, bool, list[Chunk]]] = []
-        pending_ids: set[str] = set()
-        done = 0
+        results: list[IngestResult] = []
+        pending: list[PreparedDocument] = []
 
         def flush() -> None:
-            nonlocal done
-            if not pending:
-                return
-            texts = [embedding_text(c) for *_, chunks in pending for c in chunks]
-            vectors = self.embed_texts(texts)
-            start = 0
-            for index, doc, doc_id, replaced, chunks in pending:
-                self._write_version(doc_id, chunks, vectors[start : start + len(chunks)])
-                start += len(chunks)
-                results[index] = self._result(doc, scope, doc_id, chunks=len(chunks), changed=True,
-                                              replaced=replaced)
-                done += 1
+            self.embed_prepared(pending)
+            for p in pending:
+                results.append(self.publish_prepared(p))
                 if on_progress:
-                    on_progress(done, len(docs))
+                    on_progress(len(results), len(docs))
             pending.clear()
-            pending_ids.clear()
 
-        stored_counts: dict[str, int] | None = None  # one listing of the scope, fetched on demand
-
-        def stored_chunks(doc_id: str) -> int:
-            nonlocal stored_counts
-            if stored_counts is None or doc_id not in stored_counts:
-                stored_counts = {d["doc_id"]: int(d.get("chunks", 0)) for d in self.store.documents(scope)}
-            return stored_counts.get(doc_id, 0)
-
-        queued = 0
-        for index, doc in enumerate(docs):
-            doc_id = document_id(scope, doc.name)
-            if doc_id in pending_ids:
+        for doc in docs:
+            if any(p.doc_id == document_id(scope, doc.name) for p in pending):
                 flush()  # the same document twice: the later upload must see the earlier one
-                queued = 0
-            previous_hash = self.store.document_hash(doc_id)
-            if previous_hash == doc.content_hash:
-                results[index] = self._result(doc, scope, doc_id, chunks=stored_chunks(doc_id), changed=False)
-                done += 1
-                if on_progress:
-                    on_progress(done, len(docs))
-                continue
-            chunks = chunk_document(
-                doc, scope, doc_id=doc_id, chunk_tokens=self.chunk_tokens,
-                overlap_tokens=self.overlap_tokens, ingested_at=time.time(),
-            )
-            if not chunks:
+            try:
+                prepared = self.prepare(doc, scope)
+            except EmptyDocument:
                 flush()  # what's embedded so far is complete: store it before refusing this one
-                raise EmptyDocument(doc.name)
-            pending.append((index, doc, doc_id, previous_hash is not None, chunks))
-            pending_ids.add(doc_id)
-            queued += len(chunks)
-            if queued >= batch_chunks:
+                raise
+            pending.append(prepared)
+            if sum(len(p.chunks) for p in pending) >= batch_chunks:
                 flush()
-                queued = 0
         flush()
-        return [r for r in results if r is not None]
+        return results
 
     # -- managing ------------------------------------------------------------------------------
 
@@ -238,20 +277,6 @@ class KnowledgeBase:
         if vectors.ndim != 2 or vectors.shape[0] != len(texts):
             raise ValueError(f"embedder returned shape {vectors.shape} for {len(texts)} texts")
         return vectors
-
-    def _embed_chunks(self, chunks: list[Chunk], on_progress: ProgressCallback | None) -> np.ndarray:
-        total = len(chunks)
-        texts = [embedding_text(c) for c in chunks]
-        parts: list[np.ndarray] = []
-        if on_progress:
-            on_progress(0, total)
-        for start in range(0, total, EMBED_BATCH):
-            parts.append(self.embed_texts(texts[start : start + EMBED_BATCH]))
-            if on_progress:
-                on_progress(min(start + EMBED_BATCH, total), total)
-        if not parts:
-            return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        return np.concatenate(parts)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -295,4 +320,4 @@ class KnowledgeBase:
         )
 
 
-__all__ = ["KnowledgeBase", "VersionPublisher", "embedding_text", "ProgressCallback", "EMBED_BATCH", "MANY_BATCH_CHUNKS"]
+__all__ = ["KnowledgeBase", "PreparedDocument", "VersionPublisher", "embedding_text", "ProgressCallback", "EMBED_BATCH", "MANY_BATCH_CHUNKS"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 # The channel value stored on workspace-wide documents. Never a real channel id on any platform.
 WORKSPACE_WIDE = "*"
@@ -132,6 +133,17 @@ class Chunk:
             ingested_at=float(p["ingested_at"]),
             url=p.get("url"),
         )
+
+
+@dataclass(frozen=True)
+class EmbeddedChunks:
+    """A document's chunks as ingest embeds them (`embedding_text` of each, and its vector):
+    handed to the document scan so it compares with vectors ingest computes anyway instead of
+    embedding the document a second time."""
+
+    texts: tuple[str, ...]
+    vectors: Any  # np.ndarray (len(texts), dim), L2-normalised
+    vector_space: str  # the embedder's `vector_space`: vectors of another space are not comparable
 
 
 @dataclass(frozen=True)

@@ -63,27 +63,32 @@ class IngestSummary:
 
 
 def ingest_files(docent, files: list[FileToIngest], scope, *, show_progress: bool = True) -> IngestSummary:
-    """Ingest files through the shared admin operation (one upload per file)."""
-    from knowledge.types import DocumentError
+    """Ingest files through the shared admin operation: one `upload_many`, so small files share
+    embedding batches; a file that fails is reported and the rest go on."""
+    from admin.operations import UploadItem, UploadOutcome
 
     actor = cli_actor(scope.workspace)
     changed = chunks = 0
     errors: list[str] = []
     with progress_bar() if show_progress else _NullProgress() as progress:
         task = progress.add_task("ingesting", total=len(files))
-        for f in files:
-            progress.update(task, description=f"ingesting {f.name[-40:]}")
-            try:
-                report = docent.admin.upload(actor, f.name, f.path.read_bytes(), scope)
+
+        def done(outcome: UploadOutcome) -> None:
+            nonlocal changed, chunks
+            report, e = outcome.report, outcome.error
+            if report is not None:
                 changed += int(report.changed)
                 chunks += report.record.chunks if report.changed else 0
                 if report.findings:
-                    errors.append(f"{f.name}: flagged — possible embedded instructions: {report.findings[0][:120]!r}")
-            except DocumentError as e:
+                    errors.append(f"{outcome.name}: flagged — possible embedded instructions: {report.findings[0][:120]!r}")
+            elif isinstance(e, OSError):  # unreadable file: report it, keep going with the rest
+                errors.append(f"{outcome.name}: can't be read ({e.strerror or e})")
+            else:
                 errors.append(str(e))
-            except OSError as e:  # unreadable file: report it, keep going with the rest
-                errors.append(f"{f.name}: can't be read ({e.strerror or e})")
+            progress.update(task, description=f"ingesting {outcome.name[-40:]}")
             progress.advance(task)
+
+        docent.admin.upload_many(actor, [UploadItem(f.name, f.path.read_bytes) for f in files], scope, on_done=done)
     return IngestSummary(len(files), changed, chunks, tuple(errors))
 
 

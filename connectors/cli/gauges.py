@@ -104,10 +104,12 @@ def bench(
     sizes: str = typer.Option("10000,100000", help="Chunk counts for the query latency benchmark."),
     queries: int = typer.Option(200, help="Queries per size."),
     corpus: Optional[Path] = typer.Option(
-        None, help="Folder of real documents for the ingest benchmark (default: generated text)."
+        None, help="Folder of real documents: the ingest benchmark's text (default: generated text), and "
+        "`docent ingest DIR` run as its own process into a fresh data dir (ingest_folder_s, ingest_peak_rss_mb)."
     ),
 ):
-    """Throughput, latency and memory: ingest vs the raw model, scoped hybrid query latency."""
+    """Throughput, latency and memory: ingest vs the raw model, scoped hybrid query latency; with
+    --corpus, the whole `docent ingest DIR` process too."""
     from gauges.bench import run_bench
 
     settings = settings_for()

@@ -113,6 +113,23 @@ class RemoteAdmin:
         body = self._client.call("POST", "/v1/documents", params=params, content=data)
         return wire.load(wire.UPLOAD_REPORT, body["report"])
 
+    def upload_many(self, actor, items, scope, *, on_done=None, **_batching) -> list:
+        """`AdminOperations.upload_many` over the socket: one forwarded upload per file (the
+        holder embeds each on its own); a file's user error is its outcome, the rest go on."""
+        from admin.operations import UploadOutcome
+        from knowledge.types import DocumentError
+
+        outcomes = []
+        for item in items:
+            try:
+                outcome = UploadOutcome(item.name, self.upload(actor, item.name, item.read(), scope, url=item.url))
+            except (DocumentError, OSError) as e:
+                outcome = UploadOutcome(item.name, error=e)
+            outcomes.append(outcome)
+            if on_done is not None:
+                on_done(outcome)
+        return outcomes
+
     def remove(self, actor, scope, name: str):
         body = self._client.call("POST", "/v1/documents/remove", json={
             "workspace": scope.workspace, "channel": scope.storage_channel, "name": name, "user": actor.user_id,

@@ -38,3 +38,20 @@ def test_synthetic_store_spreads_chunks_over_scopes(tmp_path):
         assert all(n > 0 for n in per_scope.values())
     finally:
         store.close()
+
+
+def test_folder_ingest_runs_the_real_cli_in_a_fresh_data_dir(tmp_path, monkeypatch):
+    from gauges.bench import measure_folder_ingest
+
+    monkeypatch.setenv("DOCENT_EMBEDDER", "hash")  # the child process: the fast test embedder
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "leave.md").write_text("# Leave\n\nAsk your supervisor two weeks ahead.\n")
+    (docs / "sub" / "travel.md").write_text("# Travel\n\nBook through the travel desk; keep receipts.\n")
+    (docs / "empty.txt").write_text(" \n")
+    work = tmp_path / "work"
+    work.mkdir()
+    result = measure_folder_ingest(docs, work_dir=work)
+    assert result["ingest_folder_documents"] == 2 and result["ingest_folder_chunks"] == 2
+    assert result["ingest_folder_s"] > 0 and 30 < result["ingest_peak_rss_mb"] < 4000  # the child's, in MB
+    assert list(work.iterdir()) == []  # the fresh data dir is removed

@@ -76,6 +76,16 @@ class TestRealModel:
         assert (torch_embedder.vector_space, int8.vector_space) == ("all-MiniLM-L6-v2/torch", "all-MiniLM-L6-v2/onnx-int8")
         assert int8.embed_array([]).shape == (0, 384)
 
+    def test_int8_spreads_a_batch_over_cores_with_each_text_its_own_vector(self, onnx_cache_dir):
+        from knowledge.onnx_embedder import _PARALLEL_MIN_TEXTS, OnnxMiniLMEmbeddings
+
+        two_cores = OnnxMiniLMEmbeddings(backend="onnx-int8", cache_dir=onnx_cache_dir, threads=2)
+        texts = [f"{t} (copy {k})" for k in range(2) for t in TEXTS][: max(_PARALLEL_MIN_TEXTS, 2 * len(TEXTS))]
+        assert len(texts) >= _PARALLEL_MIN_TEXTS  # the parallel path
+        vectors = two_cores.embed_array(texts)
+        for i, text in enumerate(texts):  # alone = the one-session path
+            assert np.array_equal(two_cores.embed_array([text])[0], vectors[i])
+
 
 def _seeded_cache(tmp_path: Path, onnx_cache_dir: Path) -> Path:
     """A cache holding only the fp32 export, as after a first `onnx` run: int8 is still missing."""

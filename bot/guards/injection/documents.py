@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from knowledge.embeddings import Embedder
+    from knowledge.types import EmbeddedChunks
 
 
 def document_detector() -> HeuristicDetector:
@@ -101,6 +102,7 @@ class DocumentScanner:
         embedder: Embeddings | None = None,
         *,
         off_topic_similarity: float = 0.25,
+        on_topic_chunk_similarity: float = 0.35,
     ):
         # Direct-question detectors (and the embedding classifier trained on questions) flag
         # ordinary handbook imperatives ("you are now in charge of …", "just write"), so the
@@ -115,9 +117,16 @@ class DocumentScanner:
             # Any other model's similarities mean something else: patterns only, then.
             self.embedder = wrapped if embedding_layers_apply(wrapped) else None
         self.off_topic_similarity = off_topic_similarity
+        # Chosen on the BIPIA gauge (`python -m gauges.injection --documents … --attacks …`):
+        # from 0.30 on, no attack is cleared that the sentence comparison flags; 0.35 leaves room.
+        self.on_topic_chunk_similarity = on_topic_chunk_similarity
         self._vector_cache: dict[str, object] = {}
 
-    def scan(self, text: str) -> list[Finding]:
+    def scan(self, text: str, chunks: EmbeddedChunks | None = None) -> list[Finding]:
+        """Suspicious passages of `text`. `chunks` — the document's chunks as ingest embedded
+        them — let the off-topic layer clear on-topic requests by those vectors, embedding only
+        the request sentences; the page's other sentences are embedded only when a request is
+        far from every chunk (see `nearest_other_text`)."""
         clean = normalize_text(text)
         passages = document_passages(clean)
         smuggled = revealed_tags(text)
@@ -137,7 +146,7 @@ class DocumentScanner:
                 findings.append(Finding(passage, verdict))
                 flagged.add(i)
         if self.embedder is not None:
-            findings.extend(self._off_topic_requests(passages, flagged))
+            findings.extend(self._off_topic_requests(passages, flagged, chunks))
         return findings
 
     def _embed(self, passages: list[str]):
@@ -152,21 +161,72 @@ class DocumentScanner:
                 self._vector_cache[passage] = vector
         return np.stack([self._vector_cache[p] for p in passages])
 
-    def _off_topic_requests(self, passages: list[str], skip: set[int]) -> list[Finding]:
+    def nearest_other_text(self, passages: list[str], candidates: list[int],
+                           chunks: EmbeddedChunks | None = None) -> dict[int, float]:
+        """For each candidate passage, its highest cosine to the rest of the document.
+
+        That is its nearest other sentence — every sentence of the page embedded. With the
+        document's embedded `chunks` (same vector space) a cheaper first look comes first: only
+        the candidates are embedded and compared with the chunks that don't hold them; one at
+        least `on_topic_chunk_similarity` from some chunk is on the page's subject and is done
+        (its value is that chunk's cosine). Only when a candidate is far from every chunk — an
+        off-topic request, or a short question chunks say little about — are the sentences
+        embedded, exactly as without `chunks`. Chunk cosines alone run lower than sentence
+        cosines for short questions (measured: no cut-off on them kept the handbook's clean
+        pages unflagged), so they clear candidates and never flag one.
+        """
         import numpy as np
 
+        nearest: dict[int, float] = {}
+        by_sentence = list(candidates)
+        if chunks is not None and len(chunks.texts) and chunks.vector_space == self.embedder.vector_space:
+            chunk_words = [_shingles(t) for t in chunks.texts]
+            vectors = self._embed([passages[i] for i in candidates])
+            chunk_vectors = np.asarray(chunks.vectors, dtype=np.float32)
+            by_sentence = []
+            for i, v in zip(candidates, vectors):
+                others = [c for c, words in enumerate(chunk_words) if not _holds(words, passages[i])]
+                near_chunk = float(np.max(chunk_vectors[others] @ v)) if others else -1.0
+                if near_chunk >= self.on_topic_chunk_similarity:
+                    nearest[i] = near_chunk
+                else:
+                    by_sentence.append(i)
+        if by_sentence:
+            vectors = self._embed(passages)
+            for i in by_sentence:
+                nearest[i] = float(np.max(np.delete(vectors, i, axis=0) @ vectors[i]))
+        return nearest
+
+    def _off_topic_requests(self, passages: list[str], skip: set[int],
+                            chunks: EmbeddedChunks | None = None) -> list[Finding]:
         candidates = [i for i, p in enumerate(passages) if i not in skip and is_request_shaped(p)]
         if not candidates or len(passages) < 3:
             return []
-        vectors = self._embed(passages)
         out: list[Finding] = []
-        for i in candidates:
-            others = np.delete(vectors, i, axis=0)
-            nearest = float(np.max(others @ vectors[i]))
+        for i, nearest in sorted(self.nearest_other_text(passages, candidates, chunks).items()):
             if nearest < self.off_topic_similarity:
                 score = round(min(1.0, 0.5 + (self.off_topic_similarity - nearest)), 4)
                 out.append(Finding(passages[i], Verdict(ThreatLevel.medium, score, ("off_topic_request",))))
         return out
+
+
+_WORD = re.compile(r"\w+")
+_SHINGLE = 4  # words: a sentence split across two chunks still leaves whole runs in each
+
+
+def _shingles(text: str) -> tuple[set[tuple[str, ...]], str]:
+    """A text's runs of `_SHINGLE` words, and its words joined (for passages shorter than a run)."""
+    words = _WORD.findall(text.casefold())
+    return {tuple(words[k : k + _SHINGLE]) for k in range(len(words) - _SHINGLE + 1)}, " ".join(words)
+
+
+def _holds(chunk: tuple[set[tuple[str, ...]], str], passage: str) -> bool:
+    """Whether a chunk holds (most of) `passage`: at least half of its word runs. The chunk's
+    vector then carries the passage itself and says nothing about the rest of the document."""
+    runs, joined = _shingles(passage)
+    if not runs:  # shorter than one run
+        return bool(joined) and f" {joined} " in f" {chunk[1]} "
+    return sum(r in chunk[0] for r in runs) * 2 >= len(runs)
 
 
 _REQUEST_START = re.compile(
