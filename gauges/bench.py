@@ -158,16 +158,25 @@ def measure_command(argv: Sequence[str], *, env: dict[str, str] | None = None, c
                     log_path: Path | None = None) -> tuple[float, float, str]:
     """Run one child process to its end: (wall seconds, its peak RSS in MB, its stdout).
 
-    The peak RSS is the child's own `ru_maxrss`, read with `os.wait4` on its pid (not
-    RUSAGE_CHILDREN, which keeps the largest child this process ever waited for). The child's
-    own children (docent's PDF workers) are not in it; Markdown and text never start one.
+    The peak RSS is the child's own high-water mark (`VmHWM` in /proc/PID/status, polled until
+    it exits). Not `ru_maxrss`: Linux carries the parent's RSS at fork into the child's across
+    exec, so a child of a big benchmark process would report the benchmark's size. Off Linux,
+    the `ru_maxrss` from `os.wait4`. The child's own children (docent's PDF workers) are not in
+    it; Markdown and text never start one.
     Raises RuntimeError when the child fails (its stderr is in `log_path`, or the message)."""
     out = tempfile.TemporaryFile()
     err = open(log_path, "wb") if log_path else tempfile.TemporaryFile()
     try:
         started = time.perf_counter()
         proc = subprocess.Popen(list(argv), env=env, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
+        peak_kib = 0
+        status_file = Path(f"/proc/{proc.pid}/status")
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_kib = max(peak_kib, _vm_hwm_kib(status_file))
+            time.sleep(0.05)
         wall = time.perf_counter() - started
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
@@ -178,7 +187,17 @@ def measure_command(argv: Sequence[str], *, env: dict[str, str] | None = None, c
     finally:
         out.close()
         err.close()
-    return wall, usage.ru_maxrss / 1024, stdout  # Linux: ru_maxrss in KiB
+    return wall, (peak_kib or usage.ru_maxrss) / 1024, stdout  # both in KiB on Linux
+
+
+def _vm_hwm_kib(status_file: Path) -> int:
+    try:
+        for line in status_file.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass  # gone meanwhile, or not Linux
+    return 0
 
 
 def docent_ingest_command(folder: Path, checkout: Path = CHECKOUT) -> tuple[list[str], dict[str, str], Path]:

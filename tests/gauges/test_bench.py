@@ -55,3 +55,18 @@ def test_folder_ingest_runs_the_real_cli_in_a_fresh_data_dir(tmp_path, monkeypat
     assert result["ingest_folder_documents"] == 2 and result["ingest_folder_chunks"] == 2
     assert result["ingest_folder_s"] > 0 and 30 < result["ingest_peak_rss_mb"] < 4000  # the child's, in MB
     assert list(work.iterdir()) == []  # the fresh data dir is removed
+
+
+def test_a_childs_peak_rss_is_its_own_not_its_big_parents():
+    import sys
+
+    from gauges.bench import measure_command
+
+    ballast = bytearray(600 << 20)  # this process: 600 MB resident
+    ballast[:: 4096] = b"x" * len(ballast[:: 4096])
+    # The child holds its peak a moment, as any real ingest does (the mark is polled).
+    child = "import time; b = bytearray(150 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(0.5); print('ok')"
+    wall, rss_mb, out = measure_command([sys.executable, "-c", child])
+    assert out.strip() == "ok" and wall > 0
+    assert 150 <= rss_mb < 400, rss_mb  # the child's 150 MB and its interpreter, not the parent's 600
+    del ballast
