@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,32 +21,32 @@ import typer.main
 
 from tests.conftest import PROJECT
 
-# Every leaf command, with the arguments of one real run, the exit code it must end with and a
-# piece of what it must print. Run in this order, in one data directory.
-RUNS: list[tuple[str, list[str], int, str]] = [
-    ("migrate", [], 0, "up to date"),
-    ("demo", [], 0, "According to the documents"),
-    ("ingest", ["docs"], 0, "1 of 1 documents"),
-    ("ask", ["How many days of paid leave do employees get?"], 0, "25 days"),
-    ("chat", [], 0, "25 days"),
-    ("docs list", [], 0, "leave.md"),
-    ("usage", ["--chart", "usage.png"], 0, "Requests:"),
-    ("gaps", [], 0, "Coverage gaps"),
-    ("caps set", ["U1", "1.50"], 0, "$1.50"),
-    ("caps list", [], 0, "U1"),
-    ("caps clear", ["U1"], 0, "default cap"),
-    ("eval retrieval", ["--beir", "beir", "--json"], 0, '"ndcg@10"'),
-    ("eval qa", ["--docs", "docs", "--questions", "qa.jsonl", "--json"], 0, '"n_questions": 1'),
-    ("eval injection", ["injection.jsonl", "--json"], 0, '"false_positives": 0'),
+# Every leaf command, each in a test of its own: one or more runs of (command, arguments, the
+# exit code it must end with, a piece of what it must print). They share one data directory in
+# which the fixture has already migrated and ingested `docs/` into the default scope.
+Run = tuple[str, list[str], int, str]
+RUNS: dict[str, list[Run]] = {
+    "migrate": [("migrate", [], 0, "up to date")],
+    "demo": [("demo", [], 0, "According to the documents")],
+    "ingest": [("ingest", ["docs", "--scope", "acme/C1"], 0, "1 of 1 documents")],
+    "ask": [("ask", ["How many days of paid leave do employees get?"], 0, "25 days")],
+    "chat": [("chat", [], 0, "25 days")],
+    "docs list": [("docs list", [], 0, "leave.md")],
+    "docs remove": [("ingest", ["docs", "--scope", "acme/C9"], 0, "1 of 1 documents"),
+                    ("docs remove", ["leave.md", "--scope", "acme/C9"], 0, "Removed leave.md")],
+    "usage": [("usage", ["--chart", "usage.png"], 0, "Requests:")],
+    "gaps": [("gaps", [], 0, "Coverage gaps")],
+    "caps": [("caps set", ["U1", "1.50"], 0, "$1.50"), ("caps list", [], 0, "U1"),
+             ("caps clear", ["U1"], 0, "default cap")],
+    "eval retrieval": [("eval retrieval", ["--beir", "beir", "--json"], 0, '"ndcg@10"')],
+    "eval qa": [("eval qa", ["--docs", "docs", "--questions", "qa.jsonl", "--json"], 0, '"n_questions": 1')],
+    "eval injection": [("eval injection", ["injection.jsonl", "--json"], 0, '"false_positives": 0')],
     # A one-document corpus keeps the ingest part short (without one it generates 300 chunks).
-    ("bench", ["--sizes", "300", "--queries", "5", "--corpus", "docs", "--json"], 0, '"query_embed_p50_ms"'),
+    "bench": [("bench", ["--sizes", "300", "--queries", "5", "--corpus", "docs", "--json"], 0, '"query_embed_p50_ms"')],
     # Without credentials these say what to set, with no traceback.
-    ("run", [], 1, "no platform to run"),
-    ("run slack", [], 1, "SLACK_BOT_TOKEN"),
-    ("run discord", [], 1, "DISCORD_TOKEN"),
-    ("discord sync", [], 1, "DISCORD_TOKEN"),
-    ("docs remove", ["leave.md"], 0, "Removed leave.md"),
-]
+    "run": [("run", [], 1, "no platform to run"), ("run slack", [], 1, "SLACK_BOT_TOKEN"),
+            ("run discord", [], 1, "DISCORD_TOKEN"), ("discord sync", [], 1, "DISCORD_TOKEN")],
+}
 STDIN = {"chat": "How many days of paid leave do employees get?\n"}
 
 
@@ -68,7 +67,7 @@ def listed_commands() -> set[str]:
 
 
 def test_every_listed_command_has_a_run_here():
-    assert listed_commands() == {name for name, *_ in RUNS}
+    assert listed_commands() == {command for runs in RUNS.values() for command, *_ in runs}
 
 
 @pytest.fixture(scope="module")
@@ -131,20 +130,29 @@ def _inputs(home: Path) -> None:
     (home / "injection.jsonl").write_text(json.dumps({"text": "How do I book a train?", "label": 0}) + "\n")
 
 
-def test_every_command_runs_from_the_installed_package(installed, tmp_path):
-    _inputs(tmp_path)
-    script = installed / "bin" / "docent"
-    assert script.is_file()
-    failures = []
-    for name, args, code, expected in RUNS:
-        started = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, str(script), *name.split(), *args], cwd=tmp_path, env=_env(installed, tmp_path),
-            input=STDIN.get(name, ""), capture_output=True, text=True, timeout=240,
-        )
+@pytest.fixture(scope="module")
+def home(installed, tmp_path_factory) -> Path:
+    """A folder outside the checkout with the inputs, a migrated database and `docs/` ingested."""
+    home = tmp_path_factory.mktemp("home")
+    _inputs(home)
+    for command in (["migrate"], ["ingest", "docs"]):
+        done = _docent(installed, home, command)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return home
+
+
+def _docent(site: Path, home: Path, argv: list[str], stdin: str = "") -> subprocess.CompletedProcess:
+    script = site / "bin" / "docent"  # the console script pip wrote
+    return subprocess.run([sys.executable, str(script), *argv], cwd=home, env=_env(site, home), input=stdin,
+                          capture_output=True, text=True, timeout=240)
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_each_command_runs_from_the_installed_package(installed, home, name):
+    for command, args, code, expected in RUNS[name]:
+        done = _docent(installed, home, [*command.split(), *args], STDIN.get(command, ""))
         output = done.stdout + done.stderr
-        print(f"docent {name}: {time.monotonic() - started:.1f} s")
-        if done.returncode != code or expected not in output or "Traceback" in output:
-            failures.append(f"docent {name} {' '.join(args)} → exit {done.returncode}:\n{output[-1500:]}")
-    assert not failures, "\n\n".join(failures)
-    assert (tmp_path / "usage.png").stat().st_size > 1000
+        assert done.returncode == code and expected in output and "Traceback" not in output, (
+            f"docent {command} {' '.join(args)} → exit {done.returncode}:\n{output[-1500:]}")
+    if name == "usage":
+        assert (home / "usage.png").stat().st_size > 1000

@@ -7,7 +7,7 @@ import json
 import typer
 from rich.table import Table
 
-from connectors.cli.common import DEFAULT_SCOPE, app, cli_actor, console, err, open_docent
+from connectors.cli.common import DEFAULT_SCOPE, app, cli_actor, console, err, open_records, settings_for
 
 caps_app = typer.Typer(
     help="Per-user daily spending caps (overrides of DOCENT_USER_DAILY_CAP_USD).", no_args_is_help=True
@@ -31,18 +31,18 @@ def caps_set(
         usd = parse_cap_usd(amount)
     except InvalidCap as e:
         raise typer.BadParameter(str(e), param_hint="AMOUNT") from None
-    with open_docent() as docent:
-        docent.admin.set_user_cap(cli_actor(workspace), workspace, user, usd)
+    with open_records() as admin:  # the database only: caps are read from it at every question
+        admin.set_user_cap(cli_actor(workspace), workspace, user, usd)
     console.print(f"{user} in {workspace} may now spend up to ${usd:,.2f} a day.")
 
 
 @caps_app.command("clear")
 def caps_clear(user: str = typer.Argument(..., help="The user's id."), workspace: str = WORKSPACE):
     """Put one user back on the default daily cap."""
-    with open_docent() as docent:
-        had = any(c.user == user for c in docent.admin.user_caps(cli_actor(workspace), workspace))
-        docent.admin.set_user_cap(cli_actor(workspace), workspace, user, None)
-        default = docent.settings.user_daily_cap_usd
+    with open_records() as admin:
+        had = any(c.user == user for c in admin.user_caps(cli_actor(workspace), workspace))
+        admin.set_user_cap(cli_actor(workspace), workspace, user, None)
+    default = settings_for().user_daily_cap_usd
     if not had:
         err.print(f"{user} had no cap of their own in {workspace}.")
     console.print(f"{user} in {workspace} is on the default cap of ${default:,.2f} a day.")
@@ -51,9 +51,9 @@ def caps_clear(user: str = typer.Argument(..., help="The user's id."), workspace
 @caps_app.command("list")
 def caps_list(workspace: str = WORKSPACE, as_json: bool = typer.Option(False, "--json")):
     """Users with their own daily cap."""
-    with open_docent() as docent:
-        caps = docent.admin.user_caps(cli_actor(workspace), workspace)
-        default = docent.settings.user_daily_cap_usd
+    with open_records() as admin:
+        caps = admin.user_caps(cli_actor(workspace), workspace)
+    default = settings_for().user_daily_cap_usd
     if as_json:
         print(json.dumps({"default_usd": default, "caps": [
             {"user": c.user, "daily_cap_usd": c.daily_cap_usd, "set_by": c.set_by, "set_at": c.set_at.isoformat()}
