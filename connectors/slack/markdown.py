@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from markdown_it import MarkdownIt
 
-from connectors.slack.mrkdwn import escape, pack_units, split_text
+from connectors.slack.mrkdwn import escape, pack_code_lines, pack_units, split_text
 
 __all__ = ["escape", "markdown_pieces", "slack_markdown"]
 
@@ -62,24 +62,7 @@ def _split_fence(block: str, limit: int) -> list[str]:
     opening = lines[0] if _FENCE.match(lines[0]) else "```"
     closing = _FENCE.match(opening).group(1) if _FENCE.match(opening) else "```"  # type: ignore[union-attr]
     body = lines[1:-1] if _FENCE.match(lines[-1] or "") and len(lines) > 1 else lines[1:]
-    room = limit - len(opening) - len(closing) - 2
-    pieces: list[str] = []
-    current: list[str] = []
-    size = 0
-    for line in body:
-        while len(line) > room:  # an absurdly long line: hard-wrap it
-            if current:
-                pieces.append("\n".join(current))
-                current, size = [], 0
-            pieces.append(line[:room])
-            line = line[room:]
-        if current and size + len(line) + 1 > room:
-            pieces.append("\n".join(current))
-            current, size = [], 0
-        current.append(line)
-        size += len(line) + 1
-    if current:
-        pieces.append("\n".join(current))
+    pieces = pack_code_lines(body, limit - len(opening) - len(closing) - 2)
     return [f"{opening}\n{p}\n{closing}" for p in pieces]
 
 

@@ -221,14 +221,13 @@ def _cut_point(text: str, limit: int) -> int:
     return limit
 
 
-def split_code(block: str, limit: int) -> list[str]:
-    """Split a ```code``` block into several complete code blocks, at line ends."""
-    body = block[len("```\n") : -len("\n```")] if block.startswith("```\n") else block.strip("`")
-    room = limit - len("```\n\n```")
+def pack_code_lines(lines: list[str], room: int) -> list[str]:
+    """Code lines joined into pieces of at most `room` characters, cut at line ends (a line longer
+    than `room` is hard-wrapped): the bodies of several complete code blocks."""
     pieces: list[str] = []
     current: list[str] = []
     size = 0
-    for line in body.split("\n"):
+    for line in lines:
         while len(line) > room:  # an absurdly long line: hard-wrap it
             if current:
                 pieces.append("\n".join(current))
@@ -242,7 +241,13 @@ def split_code(block: str, limit: int) -> list[str]:
         size += len(line) + 1
     if current:
         pieces.append("\n".join(current))
-    return [f"```\n{p}\n```" for p in pieces]
+    return pieces
+
+
+def split_code(block: str, limit: int) -> list[str]:
+    """Split a ```code``` block into several complete code blocks, at line ends."""
+    body = block[len("```\n") : -len("\n```")] if block.startswith("```\n") else block.strip("`")
+    return [f"```\n{p}\n```" for p in pack_code_lines(body.split("\n"), limit - len("```\n\n```"))]
 
 
 def split_blocks(blocks: list[MrkdwnBlock], limit: int) -> list[str]:
