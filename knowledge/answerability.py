@@ -73,7 +73,8 @@ class AnswerabilityFeatures:
 
     NAMES = (
         "sent_top", "sent_top2", "dense_top", "dense_mean3", "lex_cov1", "lex_cov3", "lex_cov_sent2",
-        "atype_gap", "nums_ok", "n_terms",
+        "atype_gap", "nums_ok", "n_terms", "lex_cov5", "sent_cov_best", "missing_terms",
+        "bm25_top", "bm25_peak",
     )
 
     def __init__(self, embedder: Embedder):
@@ -119,6 +120,15 @@ class AnswerabilityFeatures:
         f["lex_cov1"] = covered(chunk_words(hits[0])) if hits else 0.0
         f["lex_cov3"] = covered(set().union(*(chunk_words(h) for h in hits[:3]))) if hits else 0.0
         f["lex_cov_sent2"] = covered(set().union(*(set(content_terms(s)) for _, s in ranked[:2]))) if ranked else 0.0
+        # The asked fact lives in one sentence: the best any single sentence covers, and how many of
+        # the question's words no retrieved passage has at all (a near miss lacks the specific one).
+        evidence_words = set().union(*(chunk_words(h) for h in hits)) if hits else set()
+        f["lex_cov5"] = covered(evidence_words)
+        f["sent_cov_best"] = max((covered(st) for st in sentence_terms), default=0.0)
+        f["missing_terms"] = float(-sum(t not in evidence_words for t in terms))
+        bm25 = sorted((h.sparse_score or 0.0 for h in hits), reverse=True)
+        f["bm25_top"] = bm25[0] if bm25 else 0.0
+        f["bm25_peak"] = (bm25[0] - float(np.mean(bm25[1:]))) / bm25[0] if len(bm25) > 1 and bm25[0] > 0 else 0.0
 
         kind = answer_types.asked_kind(question)
         if kind is None or not ranked:
