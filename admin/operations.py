@@ -327,6 +327,9 @@ class AdminOperations:
                 flush()
         if pending:
             flush()
+        # Seal what this upload wrote (Edge: int8 copies and indexes of full segments; cheap when
+        # little was written) so the searches after it don't scan an append log.
+        self.knowledge.store.optimize()
         return outcomes
 
     def _publish_upload(self, actor: Actor, pending: _PendingUpload, scope: Scope) -> UploadReport:

@@ -291,6 +291,7 @@ def build_synthetic_store(size: int, store_dir: Path, *, dim: int = 384, seed: i
         store.add(chunks, vectors)
         if on_progress:
             on_progress(f"build:{size}", start + n, size)
+    store.optimize()  # what the end of an upload does
     store.flush()
     return store, vocab
 

@@ -131,16 +131,6 @@ def sparse_only(dense: list[Candidate], sparse: list[Candidate]) -> list[str]:
     return [c.point_id for c in sparse if c.point_id not in seen]
 
 
-def cosines_to(query_vector: np.ndarray, vectors: dict[str, list[float]]) -> dict[str, float]:
-    """Cosine of each stored vector to the query, in one matrix product."""
-    if not vectors:
-        return {}
-    ids = list(vectors)
-    m = np.asarray([vectors[i] for i in ids], dtype=np.float64)
-    m /= np.where((norms := np.linalg.norm(m, axis=1, keepdims=True)) > 0, norms, 1.0)
-    return dict(zip(ids, (m @ _unit(query_vector)).tolist()))
-
-
 def _unit(v) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64).reshape(-1)
     return v / (np.linalg.norm(v) or 1.0)

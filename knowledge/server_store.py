@@ -86,6 +86,14 @@ class ServerBackend:
         responses = self.client.query_batch_points(self.collection, requests)
         return [[Candidate(str(p.id), p.score, p.payload or {}) for p in r.points] for r in responses]
 
+    def cosines(self, ids: Sequence[str], vector: list[float]) -> dict[str, float]:
+        hits = self.client.query_points(
+            self.collection, query=vector, using=DENSE_VECTOR, limit=len(ids),
+            query_filter=models.Filter(must=[models.HasIdCondition(has_id=list(ids))]),
+            with_payload=False, with_vectors=False,  # a filter this small is scanned exactly anyway
+        ).points
+        return {str(p.id): float(p.score) for p in hits}
+
     def retrieve(self, ids: Sequence[str], fields: list[str], with_dense: bool) -> list[PointRecord]:
         records = self.client.retrieve(self.collection, list(ids), with_payload=fields if fields else False,
                                        with_vectors=[DENSE_VECTOR] if with_dense else False)
@@ -93,6 +101,9 @@ class ServerBackend:
 
     def flush(self) -> None:
         """Nothing to do: every write waited for the server."""
+
+    def optimize(self) -> None:
+        """Nothing to do: the server's own optimizers run in the background."""
 
     def close(self) -> None:
         if self._owns_client:

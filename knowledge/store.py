@@ -63,7 +63,6 @@ from knowledge.fusion import (
     Candidate,
     FusionConfig,
     candidate_limit,
-    cosines_to,
     rank_candidates,
     sparse_only,
 )
@@ -130,11 +129,16 @@ class Backend(Protocol, Generic[F]):
         """Run the candidate searches in one batch; one best-first list per query, each candidate
         with only the payload `fields` and no vector."""
 
+    def cosines(self, ids: Sequence[str], vector: list[float]) -> dict[str, float]:
+        """The dense cosine of each point in `ids` to `vector`, computed by the store."""
+
     def retrieve(self, ids: Sequence[str], fields: list[str], with_dense: bool) -> list[PointRecord]:
         """The points with these ids (those that exist, any order): payload `fields` (all of
         them for ALL_FIELDS) and the dense vector when `with_dense`."""
 
     def flush(self) -> None: ...
+
+    def optimize(self) -> None: ...
 
     def close(self) -> None: ...
 
@@ -159,6 +163,9 @@ def _of_version(doc_id: str, **version_range: int) -> Where:
     return _where(_eq("doc_id", doc_id), {"key": VERSION, "range": version_range})
 
 
+# Points written between two automatic `ChunkStore.optimize` calls (a big upload, a bulk load).
+OPTIMIZE_AFTER = 25_000
+
 class ChunkStore:
     """Chunks of scoped, versioned documents in one Qdrant backend (see the module docstring)."""
 
@@ -169,6 +176,7 @@ class ChunkStore:
         self._lock = threading.RLock()  # one backend call at a time from this process
         self._closed = False
         self._numbered: dict[str, int] = {}  # highest version `next_version` gave out, per document
+        self._unsealed = 0  # points written since the last `optimize`
         self._upgrade_unversioned()
         if backend.exclusive:
             self._run(backend.delete, self._filter(_where(_eq(STATE, PENDING))))
@@ -298,15 +306,16 @@ class ChunkStore:
         if indices:  # a query of only stopwords has no BM25 side
             queries.append(VectorQuery(sparse=(indices, values)))
         # Three short steps rather than one heavy one: the candidate searches (dense and BM25 in
-        # one batch) read only what ranking needs; the vectors of BM25 candidates the dense side
-        # missed give their cosines; only the hits that make the cut are read whole.
+        # one batch) read only what ranking needs; the store scores the BM25 candidates the dense
+        # side missed (their cosines, no vectors read out); only the hits that make the cut are
+        # read whole.
         with self._lock:
             results = self._run(self.backend.query, queries, self._filter(scope_filter(scope)),
                                 candidate_limit(limit), RANK_FIELDS)
             dense, bm25 = results[0], results[1] if len(results) > 1 else []
             missed = sparse_only(dense, bm25)
-            vectors = {r.id: r.dense for r in self._run(self.backend.retrieve, missed, [], True)} if missed else {}
-            ranked = rank_candidates(dense, bm25, cosines_to(qvec, vectors), limit, self.fusion)
+            cosines = self._run(self.backend.cosines, missed, queries[0].dense) if missed else {}
+            ranked = rank_candidates(dense, bm25, cosines, limit, self.fusion)
             payloads = {r.id: r.payload for r in self._run(self.backend.retrieve, [r.point_id for r in ranked],
                                                             ALL_FIELDS, False)}
         # A hit deleted between the steps (a document removed meanwhile) is left out.
@@ -333,6 +342,7 @@ class ChunkStore:
         ]
         for start in range(0, len(rows), UPSERT_BATCH):
             self._run(self.backend.upsert, rows[start : start + UPSERT_BATCH])
+        self.optimize()
 
     def count(self) -> int:
         """Live (searchable) chunks."""
@@ -384,6 +394,17 @@ class ChunkStore:
         ]
         for start in range(0, len(points), UPSERT_BATCH):
             self._run(self.backend.upsert, points[start : start + UPSERT_BATCH])
+        self._unsealed += len(points)
+        if self._unsealed >= OPTIMIZE_AFTER:
+            self.optimize()
+
+    def optimize(self) -> None:
+        """Let the backend seal what was written since the last time (Edge: int8 copies, payload
+        and sparse indexes; a scoped search at 100k chunks then scans a compact segment instead of
+        an append log). Runs at the end of every upload, and by itself every `OPTIMIZE_AFTER` written points."""
+        with self._lock:
+            self._unsealed = 0
+            self._run(self.backend.optimize)
 
     def _scroll(self, flt, fields: list[str]) -> Iterator[dict]:
         offset = None
