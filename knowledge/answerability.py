@@ -8,11 +8,14 @@ every answerer — Claude or the offline extractive one.
 The score is a logistic regression over evidence features (`AnswerabilityFeatures`): how close
 the best *sentence* of the retrieved passages is to the question (MiniLM), the best chunks'
 cosine, how much of the question's salient words the evidence covers (lexically, IDF-weighted),
-whether a sentence near the question holds the kind of value it asks for (`answer_types`), and
-whether numbers in the question appear in the evidence. Its weights are trained offline by
-`python -m gauges.train_answerability` on the dev split of docent's QA sets and record the
-embedding model they are valid for; with another embedder the scorer falls back to the best
-dense cosine alone (`CosineScorer`).
+whether a sentence near the question holds the kind of value it asks for (`answer_types`),
+whether numbers in the question appear in the evidence, how far the top BM25 score stands above
+the rest, and how much of the question the best single sentence covers. `NAMES` lists every
+candidate; the weights file says which ones it uses. The weights are trained offline by
+`python -m gauges.train_answerability` on the dev split of docent's QA sets plus near misses
+made from the same documents (each answerable dev question asked without its gold pages), and
+record the embedding model they are valid for; with another embedder the scorer falls back to the
+best dense cosine alone (`CosineScorer`).
 """
 
 from __future__ import annotations

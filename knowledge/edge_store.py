@@ -3,14 +3,19 @@
 One writer process per folder (Edge locks its WAL), so the store may sweep pending points when it
 opens.
 
-Searches are exact: the scope filter goes through the payload indexes, so only the asker's points
-are scored (~10 % of a 100k store spread over 20 scopes). HNSW (`EdgeShard.optimize`) was measured
-and left off: at 100k chunks a scoped dense search took ~0.9 ms CPU against ~5 ms exact, but on
-real MiniLM vectors (5.6k SciFact + handbook sentences, thresholds lowered so the graph is used)
-scoped recall@10 against exact was
-0.968 (ef 128) / 0.990 (ef 256) for a scope holding 1/3 of the points and 0.60 / 0.65 for one holding
-1/6; ACORN brought it to 1.0 but cost ~17 ms at 100k. The build also holds the GIL for minutes
-(~400 s at 100k on 2 busy cores), freezing the process.
+Searches scan the asker's points only (the scope filter goes through the payload indexes) and
+are exact in effect. `ChunkStore.optimize` (after every upload) seals the append log once it is
+over `INDEXING_THRESHOLD_KB`: the sealed segment keeps an int8 copy of every vector, scanned
+first, and the best `OVERSAMPLING` × limit are rescored with the float vectors — the hits and
+their cosines are the exact scan's (tests/knowledge/test_store_optimize.py). Payloads are cached
+in RAM: reading the ranking fields of 100 candidates from cold mmap cost more than the scan.
+
+No HNSW graph (m=0). Measured and left off: at 100k chunks a scoped dense search took ~0.9 ms CPU
+against ~5 ms exact, but on real MiniLM vectors (5.6k SciFact + handbook sentences, thresholds
+lowered so the graph is used) scoped recall@10 against exact was 0.968 (ef 128) / 0.990 (ef 256)
+for a scope holding 1/3 of the points and 0.60 / 0.65 for one holding 1/6; ACORN brought it to
+1.0 but cost ~17 ms at 100k. The build also holds the GIL for minutes (~400 s at 100k on 2 busy
+cores), freezing the process; sealing without a graph takes seconds (it holds the GIL too).
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ _HNSW_OFF = qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10, pa
 _INT8 = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True)
 # Segments above this size (KB; a 384-d vector is 1.5 KB) are sealed by `optimize`.
 INDEXING_THRESHOLD_KB = 4_000
+# Sealed segments kept apart before the smallest are merged: a small upload seals a small
+# segment of its own instead of being merged into (and rewriting) the big one.
+SEGMENTS = 16
 
 
 def _condition(c: dict):
@@ -62,7 +70,7 @@ class EdgeBackend:
             vectors={DENSE_VECTOR: qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine,
                                                        quantization_config=_INT8, hnsw_config=_HNSW_OFF)},
             sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
-            optimizers=qe.EdgeOptimizersConfig(indexing_threshold=INDEXING_THRESHOLD_KB),
+            optimizers=qe.EdgeOptimizersConfig(indexing_threshold=INDEXING_THRESHOLD_KB, default_segment_number=SEGMENTS),
             payload_memory=qe.Memory.Cached,
         )
         if self.path.is_dir() and any(self.path.iterdir()):
