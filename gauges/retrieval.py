@@ -234,6 +234,7 @@ def evaluate_beir_configs(
             store.add(chunks[start : start + batch], vectors[start : start + batch])
             if on_progress:
                 on_progress("index", min(start + batch, len(chunks)), len(chunks))
+        store.optimize()  # what the end of an upload does: the searches below run on sealed segments
         log.info("indexed %d passages in %.1fs", len(chunks), time.perf_counter() - started)
         # Enough chunks to fill k distinct documents even when a document has several passages.
         chunk_limit = k * max(1, math.ceil(len(chunks) / max(1, len(data.corpus)))) + k

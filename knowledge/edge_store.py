@@ -43,8 +43,9 @@ _EXACT = _SPARSE_SEARCH = qe.SearchParams(exact=True)
 # its int8 copies and its payload and sparse indexes: ~3 s at 100k chunks.
 _HNSW_OFF = qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10, payload_m=0)
 _INT8 = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True)
-# Segments above this size (KB; a 384-d vector is 1.5 KB) are sealed by `optimize`.
-INDEXING_THRESHOLD_KB = 4_000
+# Segments above this size (KB; a 384-d vector is 1.5 KB, so ~6.5k chunks) are sealed by
+# `optimize`. Below it a plain scan is fast anyway, and sealing costs ~100 MB of RSS.
+INDEXING_THRESHOLD_KB = 10_000
 # Sealed segments kept apart before the smallest are merged: a small upload seals a small
 # segment of its own instead of being merged into (and rewriting) the big one.
 SEGMENTS = 16

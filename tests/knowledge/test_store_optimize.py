@@ -11,8 +11,8 @@ from knowledge.edge_store import EdgeChunkStore
 from knowledge.types import Scope
 from tests.knowledge.conftest import make_chunks, qvec, vectors
 
-# Enough points to pass the shard's indexing threshold (4 MB of 384-d float vectors ≈ 2.7k).
-N_DOCS, PER_DOC = 60, 60
+# Enough points to pass the shard's indexing threshold (10 MB of 384-d float vectors ≈ 6.7k).
+N_DOCS, PER_DOC = 120, 60
 WORDS = ("budget travel leave laptop badge payroll hiring office review training security "
          "expense contract vendor onboarding benefits holiday parking printer wifi").split()
 
