@@ -166,6 +166,7 @@ def _of_version(doc_id: str, **version_range: int) -> Where:
 # Points written between two automatic `ChunkStore.optimize` calls (a big upload, a bulk load).
 OPTIMIZE_AFTER = 25_000
 
+
 class ChunkStore:
     """Chunks of scoped, versioned documents in one Qdrant backend (see the module docstring)."""
 
@@ -401,7 +402,8 @@ class ChunkStore:
     def optimize(self) -> None:
         """Let the backend seal what was written since the last time (Edge: int8 copies, payload
         and sparse indexes; a scoped search at 100k chunks then scans a compact segment instead of
-        an append log). Runs at the end of every upload, and by itself every `OPTIMIZE_AFTER` written points."""
+        an append log). Runs at the end of every upload, and by itself every `OPTIMIZE_AFTER`
+        written points."""
         with self._lock:
             self._unsealed = 0
             self._run(self.backend.optimize)
