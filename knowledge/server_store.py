@@ -94,10 +94,10 @@ class ServerBackend:
         ).points
         return {str(p.id): float(p.score) for p in hits}
 
-    def retrieve(self, ids: Sequence[str], fields: list[str], with_dense: bool) -> list[PointRecord]:
+    def retrieve(self, ids: Sequence[str], fields: list[str]) -> list[PointRecord]:
         records = self.client.retrieve(self.collection, list(ids), with_payload=fields if fields else False,
-                                       with_vectors=[DENSE_VECTOR] if with_dense else False)
-        return [PointRecord(str(r.id), r.payload or {}, _dense_of(r.vector) if with_dense else None) for r in records]
+                                       with_vectors=False)
+        return [PointRecord(str(r.id), r.payload or {}) for r in records]
 
     def flush(self) -> None:
         """Nothing to do: every write waited for the server."""
@@ -108,12 +108,6 @@ class ServerBackend:
     def close(self) -> None:
         if self._owns_client:
             self.client.close()
-
-
-def _dense_of(vector) -> list[float] | None:
-    if isinstance(vector, dict) and vector.get(DENSE_VECTOR) is not None:
-        return list(vector[DENSE_VECTOR])
-    return None
 
 
 class QdrantServerStore(ChunkStore):

@@ -97,11 +97,10 @@ class VectorQuery:
 
 @dataclass(frozen=True)
 class PointRecord:
-    """One point read by id: its payload (only the fields asked for) and, if asked, its dense vector."""
+    """One point read by id: its payload (only the fields asked for)."""
 
     id: str
     payload: dict
-    dense: list[float] | None = None
 
 
 class Backend(Protocol, Generic[F]):
@@ -132,9 +131,9 @@ class Backend(Protocol, Generic[F]):
     def cosines(self, ids: Sequence[str], vector: list[float]) -> dict[str, float]:
         """The dense cosine of each point in `ids` to `vector`, computed by the store."""
 
-    def retrieve(self, ids: Sequence[str], fields: list[str], with_dense: bool) -> list[PointRecord]:
-        """The points with these ids (those that exist, any order): payload `fields` (all of
-        them for ALL_FIELDS) and the dense vector when `with_dense`."""
+    def retrieve(self, ids: Sequence[str], fields: list[str]) -> list[PointRecord]:
+        """The points with these ids (those that exist, any order) with payload `fields` (all of
+        them for ALL_FIELDS)."""
 
     def flush(self) -> None: ...
 
@@ -318,7 +317,7 @@ class ChunkStore:
             cosines = self._run(self.backend.cosines, missed, queries[0].dense) if missed else {}
             ranked = rank_candidates(dense, bm25, cosines, limit, self.fusion)
             payloads = {r.id: r.payload for r in self._run(self.backend.retrieve, [r.point_id for r in ranked],
-                                                            ALL_FIELDS, False)}
+                                                            ALL_FIELDS)}
         # A hit deleted between the steps (a document removed meanwhile) is left out.
         return [Hit(chunk=Chunk.from_payload(payloads[r.point_id]), score=r.score, dense_score=r.dense_score,
                     sparse_score=r.sparse_score)
