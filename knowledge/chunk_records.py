@@ -9,6 +9,7 @@ ever searched or listed.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,6 +27,18 @@ PENDING = "pending"
 LIVE = "live"
 # Points written before versions existed are version 0; every versioned write is >= 1.
 UNVERSIONED = 0
+# The one field a search filters on: the point's scope (workspace and channel), carried by live
+# points only — a pending point has none, so it can't match any search. One indexed condition
+# instead of three (workspace, channel, state): a scoped search at 100k chunks scans the
+# scope's points straight from one posting list (see `knowledge.store.scope_filter`).
+LIVE_SCOPE = "live_scope"
+
+
+def scope_key(workspace: str, channel: str) -> str:
+    """The `LIVE_SCOPE` value of a point stored in (workspace, storage channel): JSON, so no
+    workspace or channel name can make two different scopes share a key."""
+    return json.dumps([workspace, channel], ensure_ascii=False)
+
 
 # Payload fields with an index, by kind (the store maps the kind to its backend's schema type).
 INDEXED_FIELDS = {
@@ -35,6 +48,7 @@ INDEXED_FIELDS = {
     "content_hash": "keyword",
     VERSION: "integer",
     STATE: "keyword",
+    LIVE_SCOPE: "tenant",  # a keyword index the store lays out by value (Qdrant's is_tenant)
 }
 # Everything but the chunk text: enough to list documents without reading every chunk's text.
 LISTING_FIELDS = [
@@ -65,7 +79,10 @@ ALL_FIELDS = ["doc_id", "title", "source", "text", "chunk_index", "page", "headi
 
 
 def point_payload(chunk: Chunk, version: int, state: str) -> dict:
-    return {**chunk.payload(), VERSION: version, STATE: state}
+    payload = {**chunk.payload(), VERSION: version, STATE: state}
+    if state == LIVE:
+        payload[LIVE_SCOPE] = scope_key(payload["workspace"], payload["channel"])
+    return payload
 
 
 def version_key(payload: dict) -> tuple[int, float]:

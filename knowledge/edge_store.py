@@ -3,14 +3,18 @@
 One writer process per folder (Edge locks its WAL), so the store may sweep pending points when it
 opens.
 
-Searches scan the asker's points only (the scope filter goes through the payload indexes) and
-are exact in effect. `ChunkStore.optimize` (after every upload) seals the append log once it is
+Searches scan the asker's points only and are exact in effect. The scope filter is one condition
+on `live_scope`, a keyword index laid out by tenant (`is_tenant`): at 100k chunks the dense
+search reads the scope's posting list instead of checking workspace, channel and state point by
+point (measured on one machine state: 1.0–1.5 vs 2.4–3.0 ms per scoped dense search). `ChunkStore.optimize` (after every upload) seals the append log once it is
 over `INDEXING_THRESHOLD_KB`: the sealed segment keeps an int8 copy of every vector, scanned
 first, and the best `OVERSAMPLING` × limit are rescored with the float vectors — the hits and
 their cosines are the exact scan's (tests/knowledge/test_store_optimize.py). Payloads are cached
 in RAM: reading the ranking fields of 100 candidates from cold mmap cost more than the scan.
 
-No HNSW graph (m=0). Measured and left off: at 100k chunks a scoped dense search took ~0.9 ms CPU
+No HNSW graph (m=0). Measured again with one graph per scope value (`payload_m=16`, m=0) on
+random vectors at 100k: no faster than the int8 scan of a 5k-point scope (1.0 vs 0.5 ms) and
+recall@10 0.89. Measured and left off before: at 100k chunks a scoped dense search took ~0.9 ms CPU
 against ~5 ms exact, but on real MiniLM vectors (5.6k SciFact + handbook sentences, thresholds
 lowered so the graph is used) scoped recall@10 against exact was 0.968 (ef 128) / 0.990 (ef 256)
 for a scope holding 1/3 of the points and 0.60 / 0.65 for one holding 1/6; ACORN brought it to
@@ -32,7 +36,8 @@ from knowledge.embeddings import DIM
 from knowledge.fusion import DEFAULT_FUSION, Candidate, FusionConfig
 from knowledge.store import ChunkStore, PointData, PointRecord, VectorQuery, Where
 
-_SCHEMA = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer}
+_SCHEMA = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer,
+           "tenant": qe.KeywordIndexParams(is_tenant=True)}
 # Dense: int8 copies of the vectors scanned first, the best `OVERSAMPLING` × limit rescored with
 # the float vectors — in segments `optimize` has sealed; the small appendable one is scanned plain.
 OVERSAMPLING = 3.0
@@ -109,6 +114,10 @@ class EdgeBackend:
 
     def query(self, queries: Sequence[VectorQuery], flt: qe.Filter, limit: int, fields: list[str]) -> list[list[Candidate]]:
         def request(q: VectorQuery) -> qe.QueryRequest:
+            if q.among is not None:  # ids a scoped search returned: their exact cosines
+                return qe.QueryRequest(limit=len(q.among), query=qe.Query.Nearest(q.dense, using=DENSE_VECTOR),
+                                       filter=qe.Filter(must=[qe.HasIdCondition({uuid.UUID(i) for i in q.among})]),
+                                       with_payload=False, with_vector=False, params=_EXACT)
             nearest = (qe.Query.Nearest(q.dense, using=DENSE_VECTOR) if q.dense is not None
                        else qe.Query.Nearest(qe.SparseVector(*q.sparse), using=SPARSE_VECTOR))
             return qe.QueryRequest(limit=limit, query=nearest, filter=flt, with_payload=fields, with_vector=False,
@@ -116,15 +125,6 @@ class EdgeBackend:
 
         results = self.shard.query_batch(qe.QueryBatchRequest([request(q) for q in queries]))
         return [[Candidate(str(p.id), p.score, p.payload or {}) for p in hits] for hits in results]
-
-    def cosines(self, ids: Sequence[str], vector: list[float]) -> dict[str, float]:
-        # Scored where the vectors are (exact, float): no vector crosses into Python.
-        hits = self.shard.query(qe.QueryRequest(
-            limit=len(ids), query=qe.Query.Nearest(vector, using=DENSE_VECTOR),
-            filter=qe.Filter(must=[qe.HasIdCondition({uuid.UUID(i) for i in ids})]),
-            with_payload=False, with_vector=False, params=_EXACT,
-        ))
-        return {str(p.id): float(p.score) for p in hits}
 
     def retrieve(self, ids: Sequence[str], fields: list[str]) -> list[PointRecord]:
         records = self.shard.retrieve(list(ids), with_payload=fields if fields else False, with_vector=False)

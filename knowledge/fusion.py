@@ -125,12 +125,6 @@ def rank_candidates(
     return out
 
 
-def sparse_only(dense: list[Candidate], sparse: list[Candidate]) -> list[str]:
-    """Ids of the sparse candidates the dense list missed: the ones whose cosine must be fetched."""
-    seen = {c.point_id for c in dense}
-    return [c.point_id for c in sparse if c.point_id not in seen]
-
-
 def _unit(v) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64).reshape(-1)
     return v / (np.linalg.norm(v) or 1.0)
@@ -144,9 +138,9 @@ def _canonical_order(ranked: list[Candidate]) -> list[Candidate]:
 def _fused_scores(
     dense: list[Candidate], sparse: list[Candidate], cosine: dict[str, float], config: FusionConfig
 ) -> dict[str, float]:
-    dense, sparse = _canonical_order(dense), _canonical_order(sparse)
     out: dict[str, float] = {}
-    if config.method == "rrf":
+    if config.method == "rrf":  # ranks matter only here: put ties in one order whichever store ran
+        dense, sparse = _canonical_order(dense), _canonical_order(sparse)
         for weight, ranked in ((config.dense_weight, dense), (config.sparse_weight, sparse)):
             for rank, c in enumerate(ranked):
                 out[c.point_id] = out.get(c.point_id, 0.0) + weight / (config.rrf_k + rank + 1)

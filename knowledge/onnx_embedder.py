@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from knowledge.embeddings import DIM, Embedder, default_model_path, model_name_of
+from knowledge.embeddings import DIM, Embedder, default_model_path, model_name_of, model_starting
 
 log = logging.getLogger(__name__)
 
@@ -236,4 +236,5 @@ class OnnxMiniLMEmbeddings(Embedder):
                 mask[row, :n] = 1
                 types[row, :n] = e.type_ids
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            model_starting()
             out[idx] = session.run(None, {k: v for k, v in feeds.items() if k in self._input_names})[0]

@@ -38,7 +38,10 @@ class HybridRetriever(BaseRetriever):
         if not query or not query.strip():
             return []
         cache = self.query_vectors
-        vector = cache.vector(self.embedder, query) if cache is not None else self.embedder.embed_array([query])[0]
+
+        def vector():  # embedded on a worker thread while the store runs the BM25 side
+            return cache.vector(self.embedder, query) if cache is not None else self.embedder.embed_array([query])[0]
+
         store: ChunkStore = self.store
         return store.search(query, vector, self.scope, k or self.k)
 

@@ -18,7 +18,8 @@ from knowledge.embeddings import DIM
 from knowledge.fusion import DEFAULT_FUSION, Candidate, FusionConfig
 from knowledge.store import ChunkStore, PointData, PointRecord, VectorQuery, Where
 
-_SCHEMA = {"keyword": models.PayloadSchemaType.KEYWORD, "integer": models.PayloadSchemaType.INTEGER}
+_SCHEMA = {"keyword": models.PayloadSchemaType.KEYWORD, "integer": models.PayloadSchemaType.INTEGER,
+           "tenant": models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)}
 
 
 class ServerBackend:
@@ -42,9 +43,11 @@ class ServerBackend:
                 vectors_config={DENSE_VECTOR: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
                 sparse_vectors_config={SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             )
-            if not local:  # local mode warns that payload indexes have no effect there
-                for field, kind in INDEXED_FIELDS.items():
-                    client.create_payload_index(collection, field, field_schema=_SCHEMA[kind])
+        if not local:  # local mode warns that payload indexes have no effect there
+            indexed = set(client.get_collection(collection).payload_schema or {})
+            for field, kind in INDEXED_FIELDS.items():
+                if field not in indexed:  # a collection made before the field existed gets it too
+                    client.create_payload_index(collection, field, field_schema=_SCHEMA[kind], wait=True)
 
     def filter(self, where: Where) -> models.Filter:
         return models.Filter.model_validate(where)  # the store's filters are Qdrant's JSON form already
@@ -75,24 +78,20 @@ class ServerBackend:
 
     def query(self, queries: Sequence[VectorQuery], flt: models.Filter, limit: int,
               fields: list[str]) -> list[list[Candidate]]:
-        requests = [
-            models.QueryRequest(
+        def request(q: VectorQuery) -> models.QueryRequest:
+            if q.among is not None:  # ids a scoped search returned: their exact cosines (a filter this small is scanned)
+                return models.QueryRequest(query=q.dense, using=DENSE_VECTOR, limit=len(q.among),
+                                           filter=models.Filter(must=[models.HasIdCondition(has_id=list(q.among))]),
+                                           with_payload=False, with_vector=False)
+            return models.QueryRequest(
                 query=q.dense if q.dense is not None else models.SparseVector(indices=q.sparse[0], values=q.sparse[1]),
                 using=DENSE_VECTOR if q.dense is not None else SPARSE_VECTOR,
                 filter=flt, limit=limit, with_payload=fields, with_vector=False,
             )
-            for q in queries
-        ]
+
+        requests = [request(q) for q in queries]
         responses = self.client.query_batch_points(self.collection, requests)
         return [[Candidate(str(p.id), p.score, p.payload or {}) for p in r.points] for r in responses]
-
-    def cosines(self, ids: Sequence[str], vector: list[float]) -> dict[str, float]:
-        hits = self.client.query_points(
-            self.collection, query=vector, using=DENSE_VECTOR, limit=len(ids),
-            query_filter=models.Filter(must=[models.HasIdCondition(has_id=list(ids))]),
-            with_payload=False, with_vectors=False,  # a filter this small is scanned exactly anyway
-        ).points
-        return {str(p.id): float(p.score) for p in hits}
 
     def retrieve(self, ids: Sequence[str], fields: list[str]) -> list[PointRecord]:
         records = self.client.retrieve(self.collection, list(ids), with_payload=fields if fields else False,

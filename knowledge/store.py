@@ -5,7 +5,9 @@ client's dialect.
 
 Scope is a filter, never a suggestion: every search takes the asker's `Scope` and applies it as a
 mandatory filter, and that filter admits only *live* points. There is no method that searches
-without one.
+without one. The filter is one condition on `live_scope` (the point's workspace and channel as
+one key), which only live points carry: `publish` sets it in the same operation that flips the
+state, and a store written before it existed gets it when it opens.
 
 Versions. A document is replaced by writing a new version next to the old one:
 
@@ -29,8 +31,10 @@ their order must be one that every process agrees on.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -41,6 +45,7 @@ from knowledge.chunk_records import (
     ALL_FIELDS,
     LISTING_FIELDS,
     LIVE,
+    LIVE_SCOPE,
     PENDING,
     RANK_FIELDS,
     SCROLL_PAGE,
@@ -55,16 +60,16 @@ from knowledge.chunk_records import (
     newest_hash,
     point_id,
     point_payload,
+    scope_key,
     stored_versions,
 )
-from knowledge.embeddings import DIM
+from knowledge.embeddings import DIM, on_model_start
 from knowledge.fusion import (
     DEFAULT_FUSION,
     Candidate,
     FusionConfig,
     candidate_limit,
     rank_candidates,
-    sparse_only,
 )
 from knowledge.types import Chunk, Hit, Scope
 
@@ -89,10 +94,13 @@ class PointData:
 
 @dataclass(frozen=True)
 class VectorQuery:
-    """One candidate search of a batch: a dense vector or a sparse (indices, values) one."""
+    """One search of a batch: a dense vector or a sparse (indices, values) one. With `among`, it
+    scores only those point ids, all of them, exactly and without payloads: the cosines of
+    candidates another (scoped) search found."""
 
     dense: list[float] | None = None
     sparse: tuple[list[int], list[float]] | None = None
+    among: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,11 +133,8 @@ class Backend(Protocol, Generic[F]):
         """One page of payloads (only `fields`) and the offset of the next page (None at the end)."""
 
     def query(self, queries: Sequence[VectorQuery], flt: F, limit: int, fields: list[str]) -> list[list[Candidate]]:
-        """Run the candidate searches in one batch; one best-first list per query, each candidate
-        with only the payload `fields` and no vector."""
-
-    def cosines(self, ids: Sequence[str], vector: list[float]) -> dict[str, float]:
-        """The dense cosine of each point in `ids` to `vector`, computed by the store."""
+        """Run the searches in one batch; one best-first list per query, each candidate with only
+        the payload `fields` and no vector (an `among` query: each of its points, no payload)."""
 
     def retrieve(self, ids: Sequence[str], fields: list[str]) -> list[PointRecord]:
         """The points with these ids (those that exist, any order) with payload `fields` (all of
@@ -165,6 +170,20 @@ def _of_version(doc_id: str, **version_range: int) -> Where:
 # Points written between two automatic `ChunkStore.optimize` calls (a big upload, a bulk load).
 OPTIMIZE_AFTER = 25_000
 
+# A search given its query vector as a callable runs its BM25 side on one of these threads
+# while the caller's thread embeds the query (see `ChunkStore.search`).
+_bm25_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+QueryVector = np.ndarray | Callable[[], np.ndarray]
+
+
+def _in_background(fn: Callable, *args) -> Future:
+    global _bm25_pool
+    with _pool_lock:
+        if _bm25_pool is None:
+            _bm25_pool = ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1), thread_name_prefix="docent-bm25")
+    return _bm25_pool.submit(fn, *args)
+
 
 class ChunkStore:
     """Chunks of scoped, versioned documents in one Qdrant backend (see the module docstring)."""
@@ -178,6 +197,7 @@ class ChunkStore:
         self._numbered: dict[str, int] = {}  # highest version `next_version` gave out, per document
         self._unsealed = 0  # points written since the last `optimize`
         self._upgrade_unversioned()
+        self._upgrade_live_scope()
         if backend.exclusive:
             self._run(backend.delete, self._filter(_where(_eq(STATE, PENDING))))
 
@@ -221,8 +241,9 @@ class ChunkStore:
 
     def stage(self, doc_id: str, version: int, chunks: Sequence[Chunk], dense: np.ndarray) -> None:
         """Write `chunks` as pending version `version` of `doc_id`; on any failure none of it stays."""
-        if any(c.doc_id != doc_id for c in chunks) or len({c.content_hash for c in chunks}) > 1:
-            raise ValueError("a version holds the chunks of one version of one document")
+        if (any(c.doc_id != doc_id for c in chunks) or len({c.content_hash for c in chunks}) > 1
+                or len({(c.scope.workspace, c.scope.storage_channel) for c in chunks}) > 1):
+            raise ValueError("a version holds the chunks of one version of one document, in one scope")
         if version <= UNVERSIONED:
             raise ValueError(f"versions are numbered from {UNVERSIONED + 1}, not {version}")
         try:
@@ -232,11 +253,16 @@ class ChunkStore:
             raise
 
     def publish(self, doc_id: str, version: int, chunks: int) -> None:
-        """Flip a staged version live in one store operation. Raises `VersionSuperseded` (having
-        removed it) when fewer than `chunks` of its points are there to flip."""
-        self._run(self.backend.set_payload,
-                  self._filter(_where(_eq("doc_id", doc_id), _eq(VERSION, version), _eq(STATE, PENDING))),
-                  {STATE: LIVE})
+        """Flip a staged version live in one store operation (its state and its `LIVE_SCOPE`, the
+        field searches filter on). Raises `VersionSuperseded` (having removed it) when fewer than
+        `chunks` of its points are there to flip."""
+        staged = _where(_eq("doc_id", doc_id), _eq(VERSION, version), _eq(STATE, PENDING))
+        first, _ = self._run(self.backend.scroll, self._filter(staged), ["workspace", "channel"], None, 1)
+        if first:  # a version is in one scope (`stage`); the flip's filter holds it to that one
+            workspace, channel = first[0]["workspace"], first[0]["channel"]
+            self._run(self.backend.set_payload,
+                      self._filter({"must": [*staged["must"], _eq("workspace", workspace), _eq("channel", channel)]}),
+                      {STATE: LIVE, LIVE_SCOPE: scope_key(workspace, channel)})
         live = self._run(self.backend.count,
                          self._filter(_where(_eq("doc_id", doc_id), _eq(VERSION, version), _eq(STATE, LIVE))))
         if live != chunks:
@@ -296,32 +322,55 @@ class ChunkStore:
         exact = self._live(_eq("workspace", scope.workspace), _eq("channel", scope.storage_channel))
         return documents_from_payloads(self._scroll(self._filter(exact), LISTING_FIELDS))
 
-    def search(self, query: str, query_vector: np.ndarray, scope: Scope, limit: int = 5) -> list[Hit]:
-        """Hybrid (dense + BM25) search restricted to what `scope` may see, best first."""
+    def search(self, query: str, query_vector: QueryVector, scope: Scope, limit: int = 5) -> list[Hit]:
+        """Hybrid (dense + BM25) search restricted to what `scope` may see, best first.
+
+        `query_vector` is the query's embedding, or a callable that computes it. Given a
+        callable, the BM25 side runs on a worker thread while this thread embeds the query: it
+        starts when the model does (`on_model_start`), so the search's GIL-holding store call
+        runs while the model, which has let go of the GIL, computes on the other core."""
         if limit <= 0:
             return []
-        qvec = np.asarray(query_vector, dtype=np.float32).reshape(-1)
-        queries = [VectorQuery(dense=qvec.tolist())]
-        indices, values = sparse.query_vector(query)
-        if indices:  # a query of only stopwords has no BM25 side
-            queries.append(VectorQuery(sparse=(indices, values)))
-        # Three short steps rather than one heavy one: the candidate searches (dense and BM25 in
-        # one batch) read only what ranking needs; the store scores the BM25 candidates the dense
-        # side missed (their cosines, no vectors read out); only the hits that make the cut are
-        # read whole.
+        flt = self._filter(scope_filter(scope))
+        n = candidate_limit(limit)
+        # Three short steps, each reading only what it needs: the BM25 candidates (while the
+        # query is embedded); the dense candidates and the cosines of the BM25 ones in one batch
+        # (scored by the store: no vector crosses into Python); the hits that make the cut, read
+        # whole.
+        if callable(query_vector):
+            model_started = threading.Event()
+            pending = _in_background(self._bm25_candidates, query, flt, n, model_started)
+            try:
+                with on_model_start(model_started.set):
+                    vector = query_vector()
+            finally:
+                model_started.set()  # an embedder that never signals, a cached vector, a failure
+            bm25 = pending.result()
+        else:
+            vector = query_vector
+            bm25 = self._bm25_candidates(query, flt, n)
+        qvec = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
+        queries = [VectorQuery(dense=qvec)]
+        if bm25:
+            queries.append(VectorQuery(dense=qvec, among=tuple(c.point_id for c in bm25)))
         with self._lock:
-            results = self._run(self.backend.query, queries, self._filter(scope_filter(scope)),
-                                candidate_limit(limit), RANK_FIELDS)
-            dense, bm25 = results[0], results[1] if len(results) > 1 else []
-            missed = sparse_only(dense, bm25)
-            cosines = self._run(self.backend.cosines, missed, queries[0].dense) if missed else {}
-            ranked = rank_candidates(dense, bm25, cosines, limit, self.fusion)
+            results = self._run(self.backend.query, queries, flt, n, RANK_FIELDS)
+            cosines = {c.point_id: c.score for c in results[1]} if bm25 else {}
+            ranked = rank_candidates(results[0], bm25, cosines, limit, self.fusion)
             payloads = {r.id: r.payload for r in self._run(self.backend.retrieve, [r.point_id for r in ranked],
                                                             ALL_FIELDS)}
         # A hit deleted between the steps (a document removed meanwhile) is left out.
         return [Hit(chunk=Chunk.from_payload(payloads[r.point_id]), score=r.score, dense_score=r.dense_score,
                     sparse_score=r.sparse_score)
                 for r in ranked if r.point_id in payloads]
+
+    def _bm25_candidates(self, query: str, flt, limit: int, start: threading.Event | None = None) -> list[Candidate]:
+        indices, values = sparse.query_vector(query)
+        if not indices:  # a query of only stopwords has no BM25 side
+            return []
+        if start is not None:
+            start.wait()
+        return self._run(self.backend.query, [VectorQuery(sparse=(indices, values))], flt, limit, RANK_FIELDS)[0]
 
     def stored_points(self) -> Iterator[tuple[Chunk, int, str]]:
         """Every point as (chunk, version, state) — live and pending alike: what a re-embedding
@@ -422,11 +471,23 @@ class ChunkStore:
         if self._run(self.backend.count, old):
             self._run(self.backend.set_payload, old, {VERSION: UNVERSIONED, STATE: LIVE})
 
+    def _upgrade_live_scope(self) -> None:
+        # Live points written before `LIVE_SCOPE` existed get it, per scope, from their own
+        # workspace and channel (searches filter on it alone). Publishing sets it together with
+        # the state, so this never touches a version being published.
+        missing = _where(_eq(STATE, LIVE), {"is_empty": {"key": LIVE_SCOPE}})
+        if not self._run(self.backend.count, self._filter(missing)):
+            return
+        scopes = {(p["workspace"], p["channel"]) for p in self._scroll(self._filter(missing), ["workspace", "channel"])}
+        for workspace, channel in sorted(scopes):
+            self._run(self.backend.set_payload,
+                      self._filter({"must": [*missing["must"], _eq("workspace", workspace), _eq("channel", channel)]}),
+                      {LIVE_SCOPE: scope_key(workspace, channel)})
+
 
 def scope_filter(scope: Scope) -> Where:
-    """The mandatory filter: the asker's workspace, only channels that scope may read, live points only."""
-    return _where(
-        _eq("workspace", scope.workspace),
-        {"key": "channel", "match": {"any": list(scope.visible_channels)}},
-        _eq(STATE, LIVE),
-    )
+    """The mandatory filter: live points of the asker's workspace in the channels that scope may
+    read — one condition on `LIVE_SCOPE`, which only live points carry, keyed by (workspace,
+    channel)."""
+    keys = [scope_key(scope.workspace, channel) for channel in scope.visible_channels]
+    return _where({"key": LIVE_SCOPE, "match": {"any": keys}})

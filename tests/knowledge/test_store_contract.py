@@ -3,6 +3,7 @@ the `store` fixture): CRUD, scope filtering, replace semantics, persistence."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -160,3 +161,149 @@ def test_concurrent_writers_and_readers(store):
         t.join()
     assert not errors
     assert store.count() == 120
+
+
+def _scope_keys(store) -> dict[str, set]:
+    """state → the LIVE_SCOPE values its points carry (None for a point without one)."""
+    from knowledge.chunk_records import LIVE_SCOPE, STATE
+
+    payloads, _ = store.backend.scroll(store.backend.filter({"must": []}), [LIVE_SCOPE, STATE], None, 1000)
+    out: dict[str, set] = {}
+    for p in payloads:
+        out.setdefault(p[STATE], set()).add(p.get(LIVE_SCOPE))
+    return out
+
+
+def test_only_live_points_carry_the_scope_key_searches_filter_on(store):
+    from knowledge.chunk_records import scope_key
+
+    scope = Scope("T1", "C1")
+    chunks = make_chunks(scope, "pto.md", ["paid time off accrues monthly", "carry over five days"])
+    store.stage(chunks[0].doc_id, 1, chunks, vectors(chunks))
+    assert _scope_keys(store) == {"pending": {None}}  # a pending point can match no search's filter
+    assert _search(store, "paid time off", scope) == []
+    store.publish(chunks[0].doc_id, 1, len(chunks))
+    assert _scope_keys(store) == {"live": {scope_key("T1", "C1")}}
+    assert _search(store, "paid time off", scope)[0].chunk.text.startswith("paid time off")
+    _add(store, Scope.workspace_wide("T1"), "all.md", ["holidays for everyone"])  # `add` writes live at once
+    assert _scope_keys(store)["live"] == {scope_key("T1", "C1"), scope_key("T1", WORKSPACE_WIDE)}
+
+
+def test_scope_keys_of_lookalike_names_never_collide():
+    from knowledge.chunk_records import scope_key
+
+    # A separator inside a name must not let two different scopes share a key.
+    assert scope_key("T1", "a|b") != scope_key("T1|a", "b")
+    assert scope_key('T"1', "C") != scope_key("T", '1"C')
+    assert len({scope_key(w, c) for w, c in [("a", "bc"), ("ab", "c"), ("a,b", "c"), ("a", "b,c")]}) == 4
+
+
+def test_a_version_holds_chunks_of_one_scope(store):
+    here = make_chunks(Scope("T1", "C1"), "x.md", ["one"])
+    elsewhere = make_chunks(Scope("T1", "C2"), "x.md", ["two"])
+    mixed = [here[0], dataclasses.replace(elsewhere[0], doc_id=here[0].doc_id, content_hash=here[0].content_hash,
+                                          chunk_index=1)]
+    with pytest.raises(ValueError, match="one scope"):
+        store.stage(here[0].doc_id, 1, mixed, vectors(mixed))
+    assert store.versions() == []
+
+
+def test_points_written_before_the_scope_key_are_upgraded_when_the_store_opens(kind, tmp_path):
+    from knowledge.chunk_records import LIVE_SCOPE, scope_key
+
+    s = open_kind(kind, tmp_path)
+    _add(s, Scope("T1", "C1"), "old.md", ["the parking garage closes at nine"])
+    _add(s, Scope("T2", "C1"), "other.md", ["the parking garage in the other office"])
+    s.backend.set_payload(s.backend.filter({"must": []}), {LIVE_SCOPE: None})  # as an older docent wrote them
+    assert _search(s, "parking garage", Scope("T1", "C1")) == []
+    s.close()
+    s = open_kind(kind, tmp_path)
+    try:
+        assert _scope_keys(s)["live"] == {scope_key("T1", "C1"), scope_key("T2", "C1")}
+        hits = _search(s, "parking garage", Scope("T1", "C1"))
+        assert [h.chunk.source for h in hits] == ["old.md"]
+    finally:
+        s.close()
+
+
+def test_search_with_a_vector_callable_ranks_as_with_the_vector(store):
+    scope = Scope("T1", "C1")
+    _add(store, scope, "travel.md", ["Per diem for travel is 50 dollars a day", "Expense reports are due monthly",
+                                     "Hotels are booked through the travel desk"])
+    calls = []
+
+    def vector():
+        calls.append(threading.current_thread().name)
+        return qvec("travel hotel per diem")
+
+    given = store.search("travel hotel per diem", qvec("travel hotel per diem"), scope, 5)
+    deferred = store.search("travel hotel per diem", vector, scope, 5)
+    assert [(h.chunk.text, round(h.score, 6), h.dense_score and round(h.dense_score, 6)) for h in deferred] == \
+           [(h.chunk.text, round(h.score, 6), h.dense_score and round(h.dense_score, 6)) for h in given]
+    assert calls == [threading.current_thread().name]  # the caller's thread embeds; the BM25 side went elsewhere
+
+
+def test_an_embedding_that_fails_fails_the_search_and_frees_its_worker(store):
+    scope = Scope("T1", "C1")
+    _add(store, scope, "a.md", ["alpha beta gamma"])
+
+    def broken():
+        raise RuntimeError("model went away")
+
+    for _ in range(8):  # more than the BM25 pool has threads: none is left waiting
+        with pytest.raises(RuntimeError, match="model went away"):
+            store.search("alpha", broken, scope, 5)
+    assert _search(store, "alpha beta", scope)[0].chunk.text == "alpha beta gamma"
+
+
+def test_the_bm25_side_starts_when_the_model_does(store):
+    from knowledge.embeddings import model_starting
+
+    scope = Scope("T1", "C1")
+    _add(store, scope, "a.md", ["alpha beta gamma"])
+    order = []
+    queried = store.backend.query
+
+    def recording_query(queries, *args):
+        order.append("dense" if queries[0].dense is not None else "bm25")
+        return queried(queries, *args)
+
+    store.backend.query = recording_query
+
+    def vector():
+        order.append("tokenized")
+        model_starting()  # what the ONNX and torch embedders signal right before the model runs
+        threading.Event().wait(0.2)  # the model computing (it has let go of the GIL)
+        order.append("model done")
+        return qvec("alpha beta")
+
+    assert store.search("alpha beta", vector, scope, 5)[0].chunk.text == "alpha beta gamma"
+    assert order == ["tokenized", "bm25", "model done", "dense"]
+
+
+def test_a_hit_only_bm25_found_carries_its_exact_cosine(store):
+    from knowledge.fusion import candidate_limit
+
+    scope = Scope("T1", "C1")
+    filler = make_chunks(scope, "filler.md", [f"routine note number {i}" for i in range(candidate_limit(5) + 10)])
+    (target,) = make_chunks(scope, "rare.md", ["the zanzibar office closes early"])
+    rng = np.random.default_rng(5)
+    dim = vectors(filler).shape[1]
+    query = rng.standard_normal(dim).astype(np.float32)
+    query /= np.linalg.norm(query)
+
+    def at_cosine(c):  # a unit vector about `c` from the query
+        other = rng.standard_normal(dim).astype(np.float32)
+        other -= (other @ query) * query
+        return c * query + np.sqrt(1 - c * c) * other / np.linalg.norm(other)
+
+    # Every filler is closer than the target on the dense side, so the target is outside the
+    # dense candidates; only BM25 ("zanzibar") finds it, and fused it comes first.
+    store.add(filler, np.stack([at_cosine(0.3) for _ in filler]))
+    far = at_cosine(0.1)
+    store.add([target], far[None, :])
+    hits = store.search("zanzibar", query, scope, 5)
+    found = [h for h in hits if h.chunk.source == "rare.md"]
+    assert found, "BM25 alone found it"
+    expected = float(far @ query)
+    assert found[0].dense_score == pytest.approx(expected, abs=1e-5)
