@@ -120,7 +120,7 @@ class EdgeBackend:
                                        with_payload=False, with_vector=False, params=_EXACT)
             nearest = (qe.Query.Nearest(q.dense, using=DENSE_VECTOR) if q.dense is not None
                        else qe.Query.Nearest(qe.SparseVector(*q.sparse), using=SPARSE_VECTOR))
-            return qe.QueryRequest(limit=limit, query=nearest, filter=flt, with_payload=fields, with_vector=False,
+            return qe.QueryRequest(limit=limit, query=nearest, filter=flt, with_payload=fields or False, with_vector=False,
                                    params=_DENSE_SEARCH if q.dense is not None else _EXACT)
 
         results = self.shard.query_batch(qe.QueryBatchRequest([request(q) for q in queries]))

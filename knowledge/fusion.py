@@ -10,6 +10,7 @@ are available. Ties are broken by point id so the order is deterministic in both
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Container
 from typing import Literal
 
 import numpy as np
@@ -93,33 +94,50 @@ def rank_candidates(
     `limit` points, newest document version only. `sparse_cosines` gives the dense cosine of
     sparse candidates the dense list missed (every hit carries its cosine: the "do the documents
     answer this" check needs it)."""
-    payloads: dict[str, dict] = {}
+    payloads = {c.point_id: c.payload for c in sparse} | {c.point_id: c.payload for c in dense}
+    return newest_versions(fused_order(dense, sparse, sparse_cosines, config), payloads, limit)
+
+
+def fused_order(
+    dense: list[Candidate],
+    sparse: list[Candidate],
+    sparse_cosines: dict[str, float],
+    config: FusionConfig = DEFAULT_FUSION,
+) -> list[Ranked]:
+    """Every candidate, best first by fused score, before the version rule: it reads no payload."""
     dense_scores: dict[str, float] = {}
     sparse_scores: dict[str, float] = {}
     for c in dense:
-        payloads[c.point_id] = c.payload
         dense_scores[c.point_id] = float(c.score)
     for c in sparse:
-        payloads.setdefault(c.point_id, c.payload)
         sparse_scores[c.point_id] = float(c.score)
         if c.point_id not in dense_scores and c.point_id in sparse_cosines:
             dense_scores[c.point_id] = sparse_cosines[c.point_id]
-
     fused = _fused_scores(dense, sparse, dense_scores, config)
+    # Rounded so float noise between stores can't reorder near-ties; ties go by point id.
+    ranked = sorted(fused.items(), key=lambda kv: (-round(kv[1], 6), kv[0]))
+    return [Ranked(pid, score, dense_scores.get(pid), sparse_scores.get(pid)) for pid, score in ranked]
 
-    # Keep only the newest version of each document among the candidates (replace = publish the
-    # new version, then delete the old; in between both are live and a reader must never get a mix).
+
+def newest_versions(ranked: list[Ranked], payloads: dict[str, dict], limit: int,
+                    eligible: Container[str] | None = None) -> list[Ranked]:
+    """The best `limit` of `ranked` (only `eligible` ones, when given), leaving out every point of
+    a document that any payload in `payloads` (`RANK_FIELDS` at least) shows a newer version of.
+
+    Replace = publish the new version, then delete the old: in between both are live, and a
+    reader must never get a mix. A result never mixes versions as long as `payloads` covers
+    every point it could return."""
     keys = {pid: version_key(p) for pid, p in payloads.items()}
     newest: dict[str, tuple[int, float]] = {}
     for pid, p in payloads.items():
         newest[p["doc_id"]] = max(newest.get(p["doc_id"], (-1, float("-inf"))), keys[pid])
-    # Rounded so float noise between stores can't reorder near-ties; ties go by point id.
-    ranked = sorted(fused.items(), key=lambda kv: (-round(kv[1], 6), kv[0]))
     out: list[Ranked] = []
-    for pid, score in ranked:
-        if keys[pid] < newest[payloads[pid]["doc_id"]]:
+    for r in ranked:
+        if r.point_id not in keys or (eligible is not None and r.point_id not in eligible):
             continue
-        out.append(Ranked(pid, score, dense_scores.get(pid), sparse_scores.get(pid)))
+        if keys[r.point_id] < newest[payloads[r.point_id]["doc_id"]]:
+            continue
+        out.append(r)
         if len(out) >= limit:
             break
     return out

@@ -86,7 +86,7 @@ class ServerBackend:
             return models.QueryRequest(
                 query=q.dense if q.dense is not None else models.SparseVector(indices=q.sparse[0], values=q.sparse[1]),
                 using=DENSE_VECTOR if q.dense is not None else SPARSE_VECTOR,
-                filter=flt, limit=limit, with_payload=fields, with_vector=False,
+                filter=flt, limit=limit, with_payload=fields or False, with_vector=False,
             )
 
         requests = [request(q) for q in queries]

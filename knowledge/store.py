@@ -69,7 +69,8 @@ from knowledge.fusion import (
     Candidate,
     FusionConfig,
     candidate_limit,
-    rank_candidates,
+    fused_order,
+    newest_versions,
 )
 from knowledge.types import Chunk, Hit, Scope
 
@@ -134,7 +135,8 @@ class Backend(Protocol, Generic[F]):
 
     def query(self, queries: Sequence[VectorQuery], flt: F, limit: int, fields: list[str]) -> list[list[Candidate]]:
         """Run the searches in one batch; one best-first list per query, each candidate with only
-        the payload `fields` and no vector (an `among` query: each of its points, no payload)."""
+        the payload `fields` (none for an empty list) and no vector (an `among` query: each of
+        its points, no payload)."""
 
     def retrieve(self, ids: Sequence[str], fields: list[str]) -> list[PointRecord]:
         """The points with these ids (those that exist, any order) with payload `fields` (all of
@@ -354,15 +356,26 @@ class ChunkStore:
         if bm25:
             queries.append(VectorQuery(dense=qvec, among=tuple(c.point_id for c in bm25)))
         with self._lock:
-            results = self._run(self.backend.query, queries, flt, n, RANK_FIELDS)
+            # The dense candidates come without payloads (reading 50 of them cost more than the
+            # scan): the version rule runs on the BM25 candidates' fields and on the best
+            # candidates read whole, a few more than `limit` at a time.
+            results = self._run(self.backend.query, queries, flt, n, [])
             cosines = {c.point_id: c.score for c in results[1]} if bm25 else {}
-            ranked = rank_candidates(results[0], bm25, cosines, limit, self.fusion)
-            payloads = {r.id: r.payload for r in self._run(self.backend.retrieve, [r.point_id for r in ranked],
-                                                            ALL_FIELDS)}
-        # A hit deleted between the steps (a document removed meanwhile) is left out.
-        return [Hit(chunk=Chunk.from_payload(payloads[r.point_id]), score=r.score, dense_score=r.dense_score,
+            order = fused_order(results[0], bm25, cosines, self.fusion)
+            known = {c.point_id: c.payload for c in bm25}
+            whole: dict[str, dict] = {}
+            ranked: list = []
+            read = 0
+            while read < len(order) and len(ranked) < limit:
+                batch = order[read : read + 2 * limit]
+                read += len(batch)
+                whole.update((r.id, r.payload) for r in self._run(self.backend.retrieve,
+                                                                   [r.point_id for r in batch], ALL_FIELDS))
+                # A candidate deleted between the steps (a document removed meanwhile) is left out.
+                ranked = newest_versions(order[:read], known | whole, limit, eligible=whole)
+        return [Hit(chunk=Chunk.from_payload(whole[r.point_id]), score=r.score, dense_score=r.dense_score,
                     sparse_score=r.sparse_score)
-                for r in ranked if r.point_id in payloads]
+                for r in ranked]
 
     def _bm25_candidates(self, query: str, flt, limit: int, start: threading.Event | None = None) -> list[Candidate]:
         indices, values = sparse.query_vector(query)

@@ -307,3 +307,15 @@ def test_a_hit_only_bm25_found_carries_its_exact_cosine(store):
     assert found, "BM25 alone found it"
     expected = float(far @ query)
     assert found[0].dense_score == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_newer_version_ranked_below_the_old_ones_is_still_what_a_search_returns(store):
+    # Both versions live (between publish and retire); the old one's chunks rank first. The
+    # search reads a few candidates whole at a time, and keeps reading past the old version's.
+    scope = Scope("T1", "C1")
+    _add(store, scope, "policy.md", ["rule one"] * 6, content_hash="v1", ingested_at=1.0)
+    _add(store, scope, "policy.md", ["rule one changed in the newest revision of the policy"],
+         content_hash="v2", ingested_at=2.0)
+    hits = store.search("rule one", qvec("rule one"), scope, 1)
+    assert [(h.chunk.content_hash, h.chunk.text) for h in hits] == \
+           [("v2", "rule one changed in the newest revision of the policy")]
