@@ -9,8 +9,8 @@ are available. Ties are broken by point id so the order is deterministic in both
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Container
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np

@@ -39,7 +39,7 @@ class HybridRetriever(BaseRetriever):
             return []
         cache = self.query_vectors
 
-        def vector():  # embedded on a worker thread while the store runs the BM25 side
+        def vector():  # called by the store on this thread; its BM25 side runs meanwhile on a worker
             return cache.vector(self.embedder, query) if cache is not None else self.embedder.embed_array([query])[0]
 
         store: ChunkStore = self.store

@@ -263,7 +263,7 @@ class ChunkStore:
         if first:  # a version is in one scope (`stage`); the flip's filter holds it to that one
             workspace, channel = first[0]["workspace"], first[0]["channel"]
             self._run(self.backend.set_payload,
-                      self._filter({"must": [*staged["must"], _eq("workspace", workspace), _eq("channel", channel)]}),
+                      self._filter(_where(*staged["must"], _eq("workspace", workspace), _eq("channel", channel))),
                       {STATE: LIVE, LIVE_SCOPE: scope_key(workspace, channel)})
         live = self._run(self.backend.count,
                          self._filter(_where(_eq("doc_id", doc_id), _eq(VERSION, version), _eq(STATE, LIVE))))
@@ -494,7 +494,7 @@ class ChunkStore:
         scopes = {(p["workspace"], p["channel"]) for p in self._scroll(self._filter(missing), ["workspace", "channel"])}
         for workspace, channel in sorted(scopes):
             self._run(self.backend.set_payload,
-                      self._filter({"must": [*missing["must"], _eq("workspace", workspace), _eq("channel", channel)]}),
+                      self._filter(_where(*missing["must"], _eq("workspace", workspace), _eq("channel", channel))),
                       {LIVE_SCOPE: scope_key(workspace, channel)})
 
 

@@ -250,10 +250,16 @@ def test_an_embedding_that_fails_fails_the_search_and_frees_its_worker(store):
     def broken():
         raise RuntimeError("model went away")
 
-    for _ in range(8):  # more than the BM25 pool has threads: none is left waiting
+    for _ in range(8):  # more than the BM25 pool has threads
         with pytest.raises(RuntimeError, match="model went away"):
             store.search("alpha", broken, scope, 5)
-    assert _search(store, "alpha beta", scope)[0].chunk.text == "alpha beta gamma"
+    # Had any failure left its worker waiting, this search's BM25 side would never run.
+    found = []
+    searcher = threading.Thread(target=lambda: found.extend(store.search("alpha beta", lambda: qvec("alpha beta"),
+                                                                         scope, 5)), daemon=True)
+    searcher.start()
+    searcher.join(timeout=30)
+    assert not searcher.is_alive() and found[0].chunk.text == "alpha beta gamma"
 
 
 def test_the_bm25_side_starts_when_the_model_does(store):
