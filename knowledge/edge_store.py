@@ -25,7 +25,6 @@ cores), freezing the process; sealing without a graph takes seconds (it holds th
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -115,9 +114,10 @@ class EdgeBackend:
 
     def query(self, queries: Sequence[VectorQuery], flt: qe.Filter, limit: int, fields: list[str]) -> list[list[Candidate]]:
         def request(q: VectorQuery) -> qe.QueryRequest:
-            if q.among is not None:  # ids a scoped search returned: their exact cosines
+            if q.among is not None:  # ids a scoped search returned: their exact cosines (the ids go as
+                # the strings they are: Edge parses them; making uuid.UUIDs in Python cost ~0.2 ms a search)
                 return qe.QueryRequest(limit=len(q.among), query=qe.Query.Nearest(q.dense, using=DENSE_VECTOR),
-                                       filter=qe.Filter(must=[qe.HasIdCondition({uuid.UUID(i) for i in q.among})]),
+                                       filter=qe.Filter(must=[qe.HasIdCondition(set(q.among))]),
                                        with_payload=False, with_vector=False, params=_EXACT)
             nearest = (qe.Query.Nearest(q.dense, using=DENSE_VECTOR) if q.dense is not None
                        else qe.Query.Nearest(qe.SparseVector(*q.sparse), using=SPARSE_VECTOR))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Container
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -73,9 +73,10 @@ def fuse_candidates(
     ]
 
 
-@dataclass(frozen=True)
-class Ranked:
-    """One fused result before its payload is read: point id, fused score and both side scores."""
+class Ranked(NamedTuple):
+    """One fused result before its payload is read: point id, fused score and both side scores.
+    (A named tuple: a search builds one per candidate, and a frozen dataclass cost more than
+    the fusion's arithmetic.)"""
 
     point_id: str
     score: float
@@ -115,8 +116,8 @@ def fused_order(
             dense_scores[c.point_id] = sparse_cosines[c.point_id]
     fused = _fused_scores(dense, sparse, dense_scores, config)
     # Rounded so float noise between stores can't reorder near-ties; ties go by point id.
-    ranked = sorted(fused.items(), key=lambda kv: (-round(kv[1], 6), kv[0]))
-    return [Ranked(pid, score, dense_scores.get(pid), sparse_scores.get(pid)) for pid, score in ranked]
+    ranked = sorted((-round(score, 6), pid, score) for pid, score in fused.items())
+    return [Ranked(pid, score, dense_scores.get(pid), sparse_scores.get(pid)) for _, pid, score in ranked]
 
 
 def newest_versions(ranked: list[Ranked], payloads: dict[str, dict], limit: int,

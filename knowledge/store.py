@@ -358,7 +358,8 @@ class ChunkStore:
         with self._lock:
             # The dense candidates come without payloads (reading 50 of them cost more than the
             # scan): the version rule runs on the BM25 candidates' fields and on the best
-            # candidates read whole, a few more than `limit` at a time.
+            # candidates read whole, `limit` at a time (more at once cost ~0.05 ms a point, and
+            # rarely does one of the first `limit` lose to a newer version).
             results = self._run(self.backend.query, queries, flt, n, [])
             cosines = {c.point_id: c.score for c in results[1]} if bm25 else {}
             order = fused_order(results[0], bm25, cosines, self.fusion)
@@ -367,7 +368,7 @@ class ChunkStore:
             ranked: list = []
             read = 0
             while read < len(order) and len(ranked) < limit:
-                batch = order[read : read + 2 * limit]
+                batch = order[read : read + limit]
                 read += len(batch)
                 whole.update((r.id, r.payload) for r in self._run(self.backend.retrieve,
                                                                    [r.point_id for r in batch], ALL_FIELDS))
