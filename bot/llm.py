@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sys
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Callable, TypeVar
 
-import anthropic
 import httpx
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
@@ -110,27 +110,38 @@ def _error_type(exc: BaseException) -> str | None:
     return None
 
 
+def _anthropic_sdk():
+    """The Anthropic SDK if this process has imported it (the Claude model does), else None: an
+    exception can't be one of its errors then. Not imported here: it costs ~3 s of every CLI
+    start (`docent ingest`, an offline `docent ask`), which never talk to Claude."""
+    return sys.modules.get("anthropic")
+
+
 def is_spend_limit(exc: BaseException) -> bool:
     """A spend/billing limit: retrying only burns time (and, at worst, the account's standing)."""
-    if not isinstance(exc, anthropic.APIStatusError):
+    anthropic = _anthropic_sdk()
+    if anthropic is None or not isinstance(exc, anthropic.APIStatusError):
         return False
     text = _error_body_text(exc)
     return any(marker in text for marker in SPEND_LIMIT_MARKERS)
 
 
 def is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, anthropic.APIStatusError):
+    anthropic = _anthropic_sdk()
+    if anthropic is not None and isinstance(exc, anthropic.APIStatusError):
         if is_spend_limit(exc):
             return False
         if exc.status_code in RETRYABLE_STATUS:
             return True
         return _error_type(exc) in RETRYABLE_ERROR_TYPES
     # APITimeoutError is an APIConnectionError. Raw httpx errors can surface mid-stream.
-    return isinstance(exc, (anthropic.APIConnectionError, httpx.TimeoutException, httpx.TransportError))
+    sdk_errors = (anthropic.APIConnectionError,) if anthropic is not None else ()
+    return isinstance(exc, (*sdk_errors, httpx.TimeoutException, httpx.TransportError))
 
 
 def is_timeout(exc: BaseException) -> bool:
-    return isinstance(exc, (anthropic.APITimeoutError, httpx.TimeoutException))
+    anthropic = _anthropic_sdk()
+    return isinstance(exc, ((anthropic.APITimeoutError,) if anthropic is not None else ()) + (httpx.TimeoutException,))
 
 
 def retry_after_s(exc: BaseException, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> float | None:

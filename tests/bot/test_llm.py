@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
 import anthropic
+import httpx
 import pytest
 from pydantic import SecretStr
 from langchain_anthropic import ChatAnthropic
@@ -18,6 +19,7 @@ from bot.llm import (
     call_with_retries,
     is_retryable,
     is_spend_limit,
+    is_timeout,
     make_chat_model,
     model_name_of,
     retry_after_s,
@@ -203,3 +205,33 @@ def test_retry_after_beyond_the_cap_is_not_waited_for(claude_settings, fake_anth
     with pytest.raises(anthropic.RateLimitError):
         call_with_retries(lambda: model.invoke("hi"), max_retries=3, sleep=sleeps.append)
     assert sleeps == [] and fake_anthropic.attempts == 1
+
+
+def test_nothing_offline_imports_the_anthropic_sdk(tmp_path):
+    # The CLI's commands all build a Docent (bot.core); without a key its model is the extractive
+    # one, and the SDK (seconds of import) is never loaded: the error classifiers look it up only
+    # in what is already imported.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, connectors.cli.app, bot.core\n"
+        "from bot.llm import is_retryable, make_chat_model\n"
+        "from bot.settings import Settings\n"
+        "model = make_chat_model(Settings(_env_file=None))\n"
+        "assert not is_retryable(ValueError('x'))\n"
+        "print(type(model).__name__, 'anthropic' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"} | {"DOCENT_DATA_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["ExtractiveChatModel", "False"]
+
+
+def test_errors_are_classified_once_the_sdk_is_loaded():
+    request = httpx.Request("POST", "https://api.anthropic.test/v1/messages")
+    assert is_retryable(anthropic.APIConnectionError(request=request))
+    assert is_timeout(anthropic.APITimeoutError(request=request))
+    assert is_timeout(httpx.ReadTimeout("slow"))
+    assert not is_retryable(ValueError("not a network error"))
