@@ -110,38 +110,36 @@ def _error_type(exc: BaseException) -> str | None:
     return None
 
 
-def _anthropic_sdk():
-    """The Anthropic SDK if this process has imported it (the Claude model does), else None: an
-    exception can't be one of its errors then. Not imported here: it costs ~3 s of every CLI
-    start (`docent ingest`, an offline `docent ask`), which never talk to Claude."""
-    return sys.modules.get("anthropic")
+def _sdk_errors(*names: str) -> tuple[type[BaseException], ...]:
+    """The Anthropic SDK's error classes of these names if this process has imported the SDK (the
+    Claude model does), else none: an exception can't be one of them then. Not imported here: it
+    costs ~3 s of every CLI start (`docent ingest`, an offline `docent ask`), which never talk to
+    Claude."""
+    sdk = sys.modules.get("anthropic")
+    return tuple(getattr(sdk, name) for name in names) if sdk is not None else ()
 
 
 def is_spend_limit(exc: BaseException) -> bool:
     """A spend/billing limit: retrying only burns time (and, at worst, the account's standing)."""
-    anthropic = _anthropic_sdk()
-    if anthropic is None or not isinstance(exc, anthropic.APIStatusError):
+    if not isinstance(exc, _sdk_errors("APIStatusError")):
         return False
     text = _error_body_text(exc)
     return any(marker in text for marker in SPEND_LIMIT_MARKERS)
 
 
 def is_retryable(exc: BaseException) -> bool:
-    anthropic = _anthropic_sdk()
-    if anthropic is not None and isinstance(exc, anthropic.APIStatusError):
+    if isinstance(exc, _sdk_errors("APIStatusError")):
         if is_spend_limit(exc):
             return False
         if exc.status_code in RETRYABLE_STATUS:
             return True
         return _error_type(exc) in RETRYABLE_ERROR_TYPES
     # APITimeoutError is an APIConnectionError. Raw httpx errors can surface mid-stream.
-    sdk_errors = (anthropic.APIConnectionError,) if anthropic is not None else ()
-    return isinstance(exc, (*sdk_errors, httpx.TimeoutException, httpx.TransportError))
+    return isinstance(exc, (*_sdk_errors("APIConnectionError"), httpx.TimeoutException, httpx.TransportError))
 
 
 def is_timeout(exc: BaseException) -> bool:
-    anthropic = _anthropic_sdk()
-    return isinstance(exc, ((anthropic.APITimeoutError,) if anthropic is not None else ()) + (httpx.TimeoutException,))
+    return isinstance(exc, (*_sdk_errors("APITimeoutError"), httpx.TimeoutException))
 
 
 def retry_after_s(exc: BaseException, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> float | None:

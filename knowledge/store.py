@@ -490,8 +490,6 @@ class ChunkStore:
         # workspace and channel (searches filter on it alone). Publishing sets it together with
         # the state, so this never touches a version being published.
         missing = _where(_eq(STATE, LIVE), {"is_empty": {"key": LIVE_SCOPE}})
-        if not self._run(self.backend.count, self._filter(missing)):
-            return
         scopes = {(p["workspace"], p["channel"]) for p in self._scroll(self._filter(missing), ["workspace", "channel"])}
         for workspace, channel in sorted(scopes):
             self._run(self.backend.set_payload,
