@@ -300,25 +300,36 @@ def measure_query_latency(size: int, *, embedder, store_dir: Path, queries: int 
                           on_progress: ProgressFn | None = None) -> QueryLatency:
     """Milliseconds per scoped hybrid retrieval (query embedding included) at `size` chunks,
     per store search alone and per query embedding alone, for the same queries."""
-    from knowledge.query_vectors import QueryVectorCache
+    from knowledge.query_vectors import QueryVectorCache, normalized_query
     from knowledge.retriever import HybridRetriever
 
     store, vocab = build_synthetic_store(size, store_dir, on_progress=on_progress)
     rng = random.Random(seed)
-    cache = QueryVectorCache()  # the user path's cache, fresh: the generated queries don't repeat
+    cache = QueryVectorCache()  # the user path's cache, fresh; no generated query repeats (below)
+    seen: set[str] = set()
+
+    def fresh_query(words: Callable[[], str]) -> str:
+        # Zipf text repeats short queries: a repeat would be answered by the cache and time
+        # nothing of the model, so draw again until the (normalised) query is new.
+        while True:
+            query = " ".join(words().split())
+            if normalized_query(query) not in seen:
+                seen.add(normalized_query(query))
+                return query
+
     try:
         retrievers = [
             HybridRetriever(store=store, embedder=embedder, scope=Scope(w, c), query_vectors=cache)
             for w in _WORKSPACES for c in _CHANNELS[:-1] + [None]
         ]
         for r in retrievers[:3]:
-            r.search(" ".join(rng.choice(vocab) for _ in range(4)))  # warm-up
+            r.search(fresh_query(lambda: " ".join(rng.choice(vocab) for _ in range(4))))  # warm-up
         latencies: list[float] = []
         store_latencies: list[float] = []
         embed_latencies: list[float] = []
         for i in range(queries):
             retriever = rng.choice(retrievers)
-            query = " ".join(_zipf_text(rng, vocab, rng.randint(3, 8)).split())
+            query = fresh_query(lambda: _zipf_text(rng, vocab, rng.randint(3, 8)))
             started = time.perf_counter()
             hits = retriever.search(query)
             latencies.append((time.perf_counter() - started) * 1000)

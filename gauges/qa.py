@@ -9,7 +9,8 @@ question blocked by the injection guard is a refusal too), latency, and one row 
 
 Questions file: JSONL with id, question, gold (document paths relative to the folder), answerable;
 optional `channel` (the channel the question is asked in; default: none, i.e. it sees only
-workspace-wide documents) and `kind`. `--links FILE` (JSON `{channel: [glob, …]}`) links the
+workspace-wide documents), `kind`, and `history` (the asker's earlier questions in the thread: a
+follow-up row; each is asked first, and the follow-up goes with that thread). `--links FILE` (JSON `{channel: [glob, …]}`) links the
 matching documents to that channel only; every other document is workspace-wide.
 
 The folder is ingested into its own data directory; ingest is idempotent, so a second run only
@@ -28,7 +29,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from bot.settings import Settings
-from bot.types import Outcome, Question
+from bot.types import Outcome, PriorTurn, Question
+from knowledge.followups import search_text
 from knowledge.types import Scope
 
 if TYPE_CHECKING:
@@ -167,6 +169,16 @@ def eval_docent(
         }
 
 
+def thread_of(docent: "Docent", earlier: list[str], channel: str | None) -> tuple[PriorTurn, ...]:
+    """The thread before a follow-up: each earlier question asked as the user, then docent's reply."""
+    turns: list[PriorTurn] = []
+    for text in earlier:
+        reply = docent.ask(Question(platform="eval", workspace=EVAL_WORKSPACE, channel=channel, user="eval",
+                                    text=text, history=tuple(turns)))
+        turns += [PriorTurn("user", text), PriorTurn("assistant", reply.text, is_bot=True)]
+    return tuple(turns)
+
+
 def evaluate_qa(
     docs_dir: Path,
     questions_path: Path,
@@ -190,7 +202,10 @@ def evaluate_qa(
                 on_progress(i, len(questions), "asking")
             channel = row.get("channel")
             retriever = docent.retriever(Scope(EVAL_WORKSPACE, channel))
-            text = normalize_text(row["question"])
+            # A follow-up row carries the asker's earlier questions: each is asked first, in the
+            # same channel, and the thread (question, docent's reply, …) goes with the follow-up.
+            history = thread_of(docent, row.get("history") or [], channel)
+            text = search_text(normalize_text(row["question"]), row.get("history") or [])  # as the chain reads it
             ranked_docs: list[str] = []
             for h in retriever.search(text, k=20):
                 if h.chunk.source not in ranked_docs:
@@ -199,7 +214,8 @@ def evaluate_qa(
 
             t0 = time.perf_counter()
             answer = docent.ask(
-                Question(platform="eval", workspace=EVAL_WORKSPACE, channel=channel, user="eval", text=row["question"])
+                Question(platform="eval", workspace=EVAL_WORKSPACE, channel=channel, user="eval", text=row["question"],
+                         history=history)
             )
             latencies.append((time.perf_counter() - t0) * 1000)
             gold = set(row["gold"])

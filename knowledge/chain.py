@@ -21,6 +21,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableConfig, RunnableLambda, RunnablePassthrough
 
+from knowledge.followups import search_text
 from knowledge.types import Chunk, Hit, Scope
 
 SYSTEM_PROMPT = """You are docent, an assistant that answers a team's questions from its own documents.
@@ -131,6 +132,7 @@ class PromptSource:
 class ParsedPrompt:
     question: str
     sources: tuple[PromptSource, ...]
+    earlier: tuple[str, ...] = ()  # the asker's earlier turns in the thread, oldest first
 
 
 def _source_block(n: int, title: str, page: int | None, section: str, text: str) -> str:
@@ -197,6 +199,10 @@ def fit_history(history: Iterable[tuple[str, str]], history_token_budget: int) -
     return kept[::-1]
 
 
+_EARLIER_PLACEHOLDER = "(earlier in this conversation)"
+_TURN_JOIN = "\n\n"  # consecutive turns of one speaker are merged with this
+
+
 def _history_messages(history: Iterable[tuple[str, str]]) -> tuple[list[BaseMessage], list[tuple[str, str]]]:
     """Split thread history: the asker's and the bot's turns become prior turns; everyone
     else's messages are returned separately to be quoted as data."""
@@ -212,11 +218,11 @@ def _history_messages(history: Iterable[tuple[str, str]]) -> tuple[list[BaseMess
             continue
         # The Messages API wants alternating roles: merge consecutive turns of one speaker.
         if turns and type(turns[-1]) is type(msg):
-            turns[-1] = type(msg)(content=f"{turns[-1].content}\n\n{msg.content}")
+            turns[-1] = type(msg)(content=f"{turns[-1].content}{_TURN_JOIN}{msg.content}")
         else:
             turns.append(msg)
     if turns and isinstance(turns[0], AIMessage):
-        turns.insert(0, HumanMessage(content="(earlier in this conversation)"))
+        turns.insert(0, HumanMessage(content=_EARLIER_PLACEHOLDER))
     if turns and isinstance(turns[-1], HumanMessage):
         # The current question is the next human turn; keep roles alternating.
         turns.append(AIMessage(content="(no reply)"))
@@ -284,14 +290,20 @@ _QUESTION_RE = re.compile(r"<question>\n(.*?)\n</question>", re.DOTALL)
 def parse_prompt(messages: Sequence[BaseMessage]) -> ParsedPrompt:
     """Read the question and the sources back out of messages made by `build_messages`.
 
-    Only the last human message is read: sources of earlier turns are not in play. Text that
-    isn't in our format yields the whole message as the question and no sources.
+    The question and sources come from the last human message only: sources of earlier turns
+    are not in play. The human turns before it are the asker's earlier messages (`earlier`).
+    Text that isn't in our format yields the whole message as the question and no sources.
     """
-    last = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
-    if last is None:
+    humans = [m for m in messages if isinstance(m, HumanMessage)]
+    if not humans:
         return ParsedPrompt("", ())
-    content = last.content if isinstance(last.content, str) else " ".join(
-        part.get("text", "") if isinstance(part, dict) else str(part) for part in last.content
+    last = humans[-1]
+    content = _text_of(last)
+    earlier = tuple(
+        html.unescape(turn)
+        for m in humans[:-1]
+        for turn in _text_of(m).split(_TURN_JOIN)
+        if turn.strip() and turn != _EARLIER_PLACEHOLDER
     )
     q = _QUESTION_RE.search(content)
     question = html.unescape(q.group(1)) if q else content
@@ -305,7 +317,14 @@ def parse_prompt(messages: Sequence[BaseMessage]) -> ParsedPrompt:
         )
         for m in _SOURCE_RE.finditer(content)
     )
-    return ParsedPrompt(question, sources)
+    return ParsedPrompt(question, sources, earlier)
+
+
+def _text_of(message: BaseMessage) -> str:
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return " ".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
 
 
 # --- citations -------------------------------------------------------------------------------
@@ -454,8 +473,11 @@ def build_answer_chain(
         return value if isinstance(value, AnswerRequest) else AnswerRequest(question=str(value))
 
     def retrieve(request: AnswerRequest, config: RunnableConfig) -> dict:
-        hits = documents_to_hits(retriever.invoke(request.question, config))
-        verdict = gate(request.question, hits) if gate is not None else bool(hits)
+        # A follow-up that leans on the thread ("is that allowed?") is searched, and judged,
+        # with the asker's earlier question in front of it (knowledge/followups.py).
+        query = search_text(request.question, [text for role, text in request.history if role == "user"])
+        hits = documents_to_hits(retriever.invoke(query, config))
+        verdict = gate(query, hits) if gate is not None else bool(hits)
         return {"request": request, "hits": tuple(hits), "answerable": bool(verdict), "answerability": verdict}
 
     def prompt(state: dict) -> dict:

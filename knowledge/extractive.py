@@ -25,6 +25,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from knowledge import answer_types
 from knowledge.chain import PromptSource, approx_tokens, parse_prompt
+from knowledge.followups import thread_context
 from knowledge.question_parts import QuestionPart, SplitQuestion, indirect, split_question
 from knowledge.text import content_terms, looks_like_heading, plain_text, split_sentences
 
@@ -156,8 +157,12 @@ class Extract:
     uncovered: tuple[QuestionPart, ...] = ()
 
 
-def extract(question: str, sources: Sequence[PromptSource]) -> Extract:
+def extract(question: str, sources: Sequence[PromptSource], context: str = "") -> Extract:
     """The sentences that answer each part of `question`, and the parts no sentence covers.
+
+    `context` is what a follow-up leans on (the asker's earlier question in the thread,
+    `knowledge.followups.thread_context`): its words count like the rest of the question's, never
+    as a part to answer.
 
     Always quotes something when there is a sentence to quote: behind docent's answerability gate
     the passages were already judged to answer the question, so the part-level check below only
@@ -168,13 +173,14 @@ def extract(question: str, sources: Sequence[PromptSource]) -> Extract:
     if not candidates:
         return Extract(())
     split = split_question(question)
-    every_word = set(split.context_terms).union(*(p.terms for p in split.parts))
-    weights = _Weights(candidates, every_word)
+    own_words = set(split.context_terms).union(*(p.terms for p in split.parts))
+    thread = frozenset(content_terms(context)) - own_words
+    weights = _Weights(candidates, own_words | thread)
     if len(split.parts) > 1:
         per_part: list[list[Candidate]] = []
         uncovered: list[QuestionPart] = []
         for part in split.parts:
-            scored = _score_part(part, split.other_terms(part), candidates, weights)
+            scored = _score_part(part, split.other_terms(part) | thread, candidates, weights)
             if part.kind is not None:  # "how long …" is answered by a sentence holding a duration
                 scored = [s for s in scored if s.holds_kind]
             if not scored or not _covered(scored[0], part):
@@ -194,7 +200,8 @@ def extract(question: str, sources: Sequence[PromptSource]) -> Extract:
                     first_seen.setdefault(c, (i, j))
             return Extract(tuple(sorted(picked, key=first_seen.__getitem__)), tuple(uncovered))
     whole = _make_whole(question, split)
-    chosen = _pick(_score_part(whole, split.context_terms, candidates, weights), whole.terms, MAX_SENTENCES)
+    chosen = _pick(_score_part(whole, frozenset(split.context_terms) | thread, candidates, weights), whole.terms,
+                   MAX_SENTENCES)
     return Extract(tuple(sorted(chosen, key=lambda c: (c.rank, c.position))))
 
 
@@ -214,8 +221,8 @@ def not_covered_sentence(parts: Sequence[QuestionPart]) -> str:
     return f"The documents don't answer {'this part' if len(parts) == 1 else 'these parts'} of the question: {quoted}"
 
 
-def compose_answer(question: str, sources: Sequence[PromptSource]) -> str:
-    found = extract(question, sources)
+def compose_answer(question: str, sources: Sequence[PromptSource], context: str = "") -> str:
+    found = extract(question, sources, context)
     if not found.sentences:
         return ABSTAIN_TEXT
     text = INTRO + " " + " ".join(_with_citation(c.text, c.source.n) for c in found.sentences)
@@ -244,7 +251,7 @@ class ExtractiveChatModel(BaseChatModel):
 
     def _answer(self, messages: list[BaseMessage]) -> str:
         prompt = parse_prompt(messages)
-        return compose_answer(prompt.question, prompt.sources)
+        return compose_answer(prompt.question, prompt.sources, thread_context(prompt.question, prompt.earlier))
 
     def _generate(
         self,

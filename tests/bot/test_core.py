@@ -307,3 +307,34 @@ def test_a_process_killed_during_the_model_call_leaves_its_cost_charged(settings
         with survivor.db.session() as s:
             [row] = s.execute(select(RequestRecord)).scalars().all()
         assert row.outcome == "error" and row.model == "interrupted" and row.cost_microusd > 0
+
+
+RULES = b"""# Office rules
+
+Pets are not allowed in the office on any day of the week.
+
+# Travel
+
+Rides booked through Uber on official travel are allowed and reimbursed with a receipt.
+"""
+
+
+def test_a_thread_follow_up_is_answered_from_what_the_thread_asked_about(settings):
+    from bot.types import PriorTurn
+
+    d = Docent.from_settings(settings)
+    try:
+        d.admin.upload(_admin(), "rules.md", RULES, Scope("T1", "C1"))
+        history = (PriorTurn("user", "can i book uber rides on official travel"),
+                   PriorTurn("assistant", "According to the documents: …", is_bot=True))
+        follow_up = Question(platform="slack", workspace="T1", channel="C1", user="U1", text="is that allowed?",
+                             history=history)
+        answer = d.ask(follow_up)
+        assert answer.outcome == Outcome.answered
+        assert answer.sources[0].section == "Travel"
+        assert "Uber" in answer.text and "Pets" not in answer.text
+        # The same words with no thread are searched as they are: nothing says which rule.
+        alone = d.ask(_q("is that allowed?"))
+        assert not alone.sources or alone.sources[0].section != "Travel"
+    finally:
+        d.close()

@@ -73,3 +73,20 @@ def test_a_run_scopes_documents_and_questions_and_reports_every_key(settings, co
                 "relevance_threshold", "recall@1", "recall@3", "latency_p50_ms", "latency_p95_ms",
                 "abstain_at_fa10", "blocked"):
         assert key in result
+
+
+def test_a_follow_up_row_is_asked_after_its_thread(settings, corpus, tmp_path):
+    docs, _, links = corpus
+    questions = tmp_path / "followups.jsonl"
+    rows = [
+        {"id": "f1", "history": ["which class are train tickets booked in?"], "question": "who books them?",
+         "gold": ["travel/trains.md"], "answerable": True, "kind": "dependent"},
+        {"id": "f2", "question": "who books them?", "gold": ["travel/trains.md"], "answerable": True},
+    ]
+    questions.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = evaluate_qa(docs, questions, settings=settings, links_path=links)
+    by_id = {r["id"]: r for r in result["questions"]}
+    # In its thread the follow-up is searched with the first question and found; alone it isn't.
+    assert by_id["f1"]["outcome"] == "answered" and by_id["f1"]["gold_rank"] == 1
+    assert by_id["f1"]["cited"] == ["travel/trains.md"]
+    assert by_id["f2"]["outcome"] == "abstained"
