@@ -313,8 +313,9 @@ def measure_query_latency(size: int, *, embedder, store_dir: Path, queries: int 
         # nothing of the model, so draw again until the (normalised) query is new.
         while True:
             query = " ".join(words().split())
-            if normalized_query(query) not in seen:
-                seen.add(normalized_query(query))
+            key = normalized_query(query)
+            if key not in seen:
+                seen.add(key)
                 return query
 
     try:

@@ -10,8 +10,9 @@ question blocked by the injection guard is a refusal too), latency, and one row 
 Questions file: JSONL with id, question, gold (document paths relative to the folder), answerable;
 optional `channel` (the channel the question is asked in; default: none, i.e. it sees only
 workspace-wide documents), `kind`, and `history` (the asker's earlier questions in the thread: a
-follow-up row; each is asked first, and the follow-up goes with that thread). `--links FILE` (JSON `{channel: [glob, …]}`) links the
-matching documents to that channel only; every other document is workspace-wide.
+follow-up row; each is asked first, and the follow-up goes with that thread). `--links FILE`
+(JSON `{channel: [glob, …]}`) links the matching documents to that channel only; every other
+document is workspace-wide.
 
 The folder is ingested into its own data directory; ingest is idempotent, so a second run only
 re-reads files (nothing is re-embedded unless it changed).
@@ -204,8 +205,9 @@ def evaluate_qa(
             retriever = docent.retriever(Scope(EVAL_WORKSPACE, channel))
             # A follow-up row carries the asker's earlier questions: each is asked first, in the
             # same channel, and the thread (question, docent's reply, …) goes with the follow-up.
-            history = thread_of(docent, row.get("history") or [], channel)
-            text = search_text(normalize_text(row["question"]), row.get("history") or [])  # as the chain reads it
+            earlier = row.get("history") or []
+            history = thread_of(docent, earlier, channel)
+            text = search_text(normalize_text(row["question"]), earlier)  # as the chain reads it
             ranked_docs: list[str] = []
             for h in retriever.search(text, k=20):
                 if h.chunk.source not in ranked_docs:

@@ -200,8 +200,7 @@ def extract(question: str, sources: Sequence[PromptSource], context: str = "") -
                     first_seen.setdefault(c, (i, j))
             return Extract(tuple(sorted(picked, key=first_seen.__getitem__)), tuple(uncovered))
     whole = _make_whole(question, split)
-    chosen = _pick(_score_part(whole, frozenset(split.context_terms) | thread, candidates, weights), whole.terms,
-                   MAX_SENTENCES)
+    chosen = _pick(_score_part(whole, split.context_terms | thread, candidates, weights), whole.terms, MAX_SENTENCES)
     return Extract(tuple(sorted(chosen, key=lambda c: (c.rank, c.position))))
 
 
