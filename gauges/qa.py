@@ -9,8 +9,10 @@ question blocked by the injection guard is a refusal too), latency, and one row 
 
 Questions file: JSONL with id, question, gold (document paths relative to the folder), answerable;
 optional `channel` (the channel the question is asked in; default: none, i.e. it sees only
-workspace-wide documents), `kind`, and `history` (the asker's earlier questions in the thread: a
-follow-up row; each is asked first, and the follow-up goes with that thread). `--links FILE`
+workspace-wide documents), `kind`, and `history` (the earlier questions in the thread: a
+follow-up row; each is asked first, and the follow-up goes with that thread). With
+`history_author`, those earlier questions were asked by that other person, not by the asker of the
+follow-up. `--links FILE`
 (JSON `{channel: [glob, …]}`) links the matching documents to that channel only; every other
 document is workspace-wide.
 
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 from bot.settings import Settings
 from bot.types import Outcome, PriorTurn, Question
-from knowledge.followups import search_text
+from knowledge.followups import search_text, thread_questions
 from knowledge.types import Scope
 
 if TYPE_CHECKING:
@@ -170,13 +172,15 @@ def eval_docent(
         }
 
 
-def thread_of(docent: "Docent", earlier: list[str], channel: str | None) -> tuple[PriorTurn, ...]:
-    """The thread before a follow-up: each earlier question asked as the user, then docent's reply."""
+def thread_of(docent: "Docent", earlier: list[str], channel: str | None,
+              author: str | None = None) -> tuple[PriorTurn, ...]:
+    """The thread before a follow-up: each earlier question asked, then docent's reply. The
+    questions are the follow-up's asker's own, or (`author`) another person's."""
     turns: list[PriorTurn] = []
     for text in earlier:
-        reply = docent.ask(Question(platform="eval", workspace=EVAL_WORKSPACE, channel=channel, user="eval",
-                                    text=text, history=tuple(turns)))
-        turns += [PriorTurn("user", text), PriorTurn("assistant", reply.text, is_bot=True)]
+        reply = docent.ask(Question(platform="eval", workspace=EVAL_WORKSPACE, channel=channel,
+                                    user=author or "eval", text=text, history=tuple(turns)))
+        turns += [PriorTurn(author or "user", text), PriorTurn("assistant", reply.text, is_bot=True)]
     return tuple(turns)
 
 
@@ -188,7 +192,10 @@ def evaluate_qa(
     links_path: Path | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
     chat_model=None,
+    history_author: str | None = None,
 ) -> dict:
+    """`history_author`: every row's `history` was asked by that person, not by the asker."""
+    from bot.answering import history_pairs
     from bot.guards.normalize import normalize_text
 
     questions = load_questions(questions_path)
@@ -206,8 +213,9 @@ def evaluate_qa(
             # A follow-up row carries the asker's earlier questions: each is asked first, in the
             # same channel, and the thread (question, docent's reply, …) goes with the follow-up.
             earlier = row.get("history") or []
-            history = thread_of(docent, earlier, channel)
-            text = search_text(normalize_text(row["question"]), earlier)  # as the chain reads it
+            history = thread_of(docent, earlier, channel, history_author)
+            # As the chain reads it.
+            text = search_text(normalize_text(row["question"]), thread_questions(history_pairs(history)))
             ranked_docs: list[str] = []
             for h in retriever.search(text, k=20):
                 if h.chunk.source not in ranked_docs:
@@ -263,6 +271,7 @@ def evaluate_qa(
         "ingest_errors": info["ingest_errors"],
         "ingest_s": info["ingest_s"],
         "model": model,
+        **({"history_author": history_author} if history_author else {}),
         "relevance_threshold": info["relevance_threshold"],
         "answerability_threshold": threshold,
         "recall@1": mean(recall[1]),

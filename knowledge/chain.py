@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableConfig, RunnableLambda, RunnablePassthrough
 
-from knowledge.followups import search_text
+from knowledge.followups import search_text, thread_questions
 from knowledge.types import Chunk, Hit, Scope
 
 SYSTEM_PROMPT = """You are docent, an assistant that answers a team's questions from its own documents.
@@ -133,6 +133,7 @@ class ParsedPrompt:
     question: str
     sources: tuple[PromptSource, ...]
     earlier: tuple[str, ...] = ()  # the asker's earlier turns in the thread, oldest first
+    quoted: tuple[str, ...] = ()  # other people's thread messages quoted as data, oldest first
 
 
 def _source_block(n: int, title: str, page: int | None, section: str, text: str) -> str:
@@ -285,13 +286,16 @@ _SOURCE_RE = re.compile(
     r'<source n="(\d+)" title="([^"]*)"(?: page="(\d+)")?(?: section="([^"]*)")?>\n(.*?)\n</source>', re.DOTALL
 )
 _QUESTION_RE = re.compile(r"<question>\n(.*?)\n</question>", re.DOTALL)
+_THREAD_RE = re.compile(r"<thread_messages>\n(.*?)\n</thread_messages>", re.DOTALL)
+_MESSAGE_RE = re.compile(r'<message author="[^"]*">\n(.*?)\n</message>', re.DOTALL)
 
 
 def parse_prompt(messages: Sequence[BaseMessage]) -> ParsedPrompt:
     """Read the question and the sources back out of messages made by `build_messages`.
 
     The question and sources come from the last human message only: sources of earlier turns
-    are not in play. The human turns before it are the asker's earlier messages (`earlier`).
+    are not in play. The human turns before it are the asker's earlier messages (`earlier`);
+    other people's messages quoted in it are `quoted`.
     Text that isn't in our format yields the whole message as the question and no sources.
     """
     humans = [m for m in messages if isinstance(m, HumanMessage)]
@@ -307,6 +311,8 @@ def parse_prompt(messages: Sequence[BaseMessage]) -> ParsedPrompt:
     )
     q = _QUESTION_RE.search(content)
     question = html.unescape(q.group(1)) if q else content
+    thread = _THREAD_RE.search(content)
+    quoted = tuple(html.unescape(m.group(1)) for m in _MESSAGE_RE.finditer(thread.group(1))) if thread else ()
     sources = tuple(
         PromptSource(
             n=int(m.group(1)),
@@ -317,7 +323,7 @@ def parse_prompt(messages: Sequence[BaseMessage]) -> ParsedPrompt:
         )
         for m in _SOURCE_RE.finditer(content)
     )
-    return ParsedPrompt(question, sources, earlier)
+    return ParsedPrompt(question, sources, earlier, quoted)
 
 
 def _text_of(message: BaseMessage) -> str:
@@ -474,8 +480,8 @@ def build_answer_chain(
 
     def retrieve(request: AnswerRequest, config: RunnableConfig) -> dict:
         # A follow-up that leans on the thread ("is that allowed?") is searched, and judged,
-        # with the asker's earlier question in front of it (knowledge/followups.py).
-        query = search_text(request.question, [text for role, text in request.history if role == "user"])
+        # with the thread's earlier question in front of it (knowledge/followups.py).
+        query = search_text(request.question, thread_questions(request.history))
         hits = documents_to_hits(retriever.invoke(query, config))
         verdict = gate(query, hits) if gate is not None else bool(hits)
         return {"request": request, "hits": tuple(hits), "answerable": bool(verdict), "answerability": verdict}

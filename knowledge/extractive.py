@@ -250,7 +250,10 @@ class ExtractiveChatModel(BaseChatModel):
 
     def _answer(self, messages: list[BaseMessage]) -> str:
         prompt = parse_prompt(messages)
-        return compose_answer(prompt.question, prompt.sources, thread_context(prompt.question, prompt.earlier))
+        # The asker's own earlier questions, else what others said in the thread (the prompt
+        # quotes their messages; retrieval already searched with the one docent answered).
+        context = thread_context(prompt.question, prompt.earlier) or thread_context(prompt.question, prompt.quoted)
+        return compose_answer(prompt.question, prompt.sources, context)
 
     def _generate(
         self,

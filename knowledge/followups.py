@@ -8,10 +8,12 @@ earlier question in front of it ("can i expense uber rides on travel … is that
 question that stands on its own ("thanks! unrelated: how do i get a piv card?") is searched as it
 is, so a change of subject is never blurred by the old one.
 
-Only the asker's own earlier questions are used (not docent's replies, not other people's
-messages): they say what the asker means, and nobody else's words can steer the search. The
-model still sees the literal question with the thread (Claude resolves the reference itself);
-the extractive answerer reads the same `search_text`.
+What a follow-up can lean on are the thread's *questions* (`thread_questions`): the asker's own
+earlier messages, and another person's message that docent answered ("@docent how do i expense a
+taxi?" from Ana, then from Ben: "and for contractors?"). Such a message was put to docent and went
+through the same guards as any question. Docent's replies and other people's chatter (a message
+docent did not answer) never enter the search. The model still sees the literal question with the
+thread (Claude resolves the reference itself); the extractive answerer weighs the same context.
 
 A question *depends* on the thread unless it says it changes the subject ("unrelated: …",
 "different question …", "btw …"): when it starts with a connective ("and …", "what about …"),
@@ -22,7 +24,7 @@ words of its own. A question with none of these names its own subject and is sea
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from knowledge.text import content_terms
 
@@ -71,6 +73,20 @@ def thread_context(question: str, earlier: Sequence[str]) -> str:
         if len(context) >= MAX_EARLIER or not depends_on_thread(text):
             break
     return " ".join(context)
+
+
+def thread_questions(history: Iterable[tuple[str, str]]) -> list[str]:
+    """The questions of a thread, oldest first, from (role, text) pairs in thread order (role
+    "user" the asker, "assistant" docent, anything else another person): every message of the
+    asker's, and every message of someone else's that docent's next message answered."""
+    turns = [(role, text) for role, text in history if text and text.strip()]
+    questions = []
+    for i, (role, text) in enumerate(turns):
+        if role == "user":
+            questions.append(text)
+        elif role != "assistant" and i + 1 < len(turns) and turns[i + 1][0] == "assistant":
+            questions.append(text)
+    return questions
 
 
 def search_text(question: str, earlier: Sequence[str]) -> str:

@@ -49,6 +49,7 @@ def eval_qa(
     docs: Path = typer.Option(..., "--docs", exists=True, file_okay=False, help="Folder of documents."),
     questions: Path = typer.Option(..., "--questions", exists=True, dir_okay=False, help="JSONL: id, question, gold (paths relative to --docs), answerable; optional channel, kind."),
     links: Optional[Path] = typer.Option(None, "--links", exists=True, dir_okay=False, help="JSON {channel: [glob, …]}: documents linked to one channel only."),
+    history_author: Optional[str] = typer.Option(None, "--history-author", help="Ask each follow-up row's history as this other person (default: the follow-up's own asker)."),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Ask each question through the real answer path: retrieval, the answerability trade-off
@@ -62,7 +63,8 @@ def eval_qa(
         def on_progress(done: int, total: int, what: str) -> None:
             progress.update(task, completed=done, total=total, description=what)
 
-        result = evaluate_qa(docs, questions, settings=settings, links_path=links, on_progress=on_progress)
+        result = evaluate_qa(docs, questions, settings=settings, links_path=links, on_progress=on_progress,
+                             history_author=history_author)
     if not as_json:
         result = {k: v for k, v in result.items() if k != "questions"}  # the per-question rows are in --json
     print_result(result, as_json)

@@ -336,5 +336,12 @@ def test_a_thread_follow_up_is_answered_from_what_the_thread_asked_about(setting
         # The same words with no thread are searched as they are: nothing says which rule.
         alone = d.ask(_q("is that allowed?"))
         assert not alone.sources or alone.sources[0].section != "Travel"
+        # Someone else asked docent first; the follow-up is on their question.
+        theirs = (PriorTurn("Ana", "can i book uber rides on official travel"),
+                  PriorTurn("assistant", "According to the documents: …", is_bot=True))
+        on_theirs = d.ask(Question(platform="slack", workspace="T1", channel="C1", user="U2", text="is that allowed?",
+                                   history=theirs))
+        assert on_theirs.outcome == Outcome.answered
+        assert on_theirs.sources[0].section == "Travel" and "Uber" in on_theirs.text
     finally:
         d.close()

@@ -90,3 +90,15 @@ def test_a_follow_up_row_is_asked_after_its_thread(settings, corpus, tmp_path):
     assert by_id["f1"]["outcome"] == "answered" and by_id["f1"]["gold_rank"] == 1
     assert by_id["f1"]["cited"] == ["travel/trains.md"]
     assert by_id["f2"]["outcome"] == "abstained"
+
+
+def test_a_follow_up_row_may_follow_another_persons_question(settings, corpus, tmp_path):
+    docs, _, links = corpus
+    questions = tmp_path / "followups.jsonl"
+    row = {"id": "f1", "history": ["which class are train tickets booked in?"], "question": "who books them?",
+           "gold": ["travel/trains.md"], "answerable": True, "kind": "dependent"}
+    questions.write_text(json.dumps(row) + "\n")
+    result = evaluate_qa(docs, questions, settings=settings, links_path=links, history_author="Ana")
+    (only,) = result["questions"]
+    assert result["history_author"] == "Ana"
+    assert only["outcome"] == "answered" and only["gold_rank"] == 1 and only["cited"] == ["travel/trains.md"]

@@ -11,7 +11,7 @@ from langchain_core.retrievers import BaseRetriever
 
 from knowledge.chain import AnswerRequest, PromptSource, build_answer_chain, build_prompt, hit_to_document, parse_prompt
 from knowledge.extractive import ExtractiveChatModel, compose_answer
-from knowledge.followups import MAX_EARLIER, depends_on_thread, search_text, thread_context
+from knowledge.followups import MAX_EARLIER, depends_on_thread, search_text, thread_context, thread_questions
 from knowledge.types import Chunk, Hit, Scope
 
 
@@ -89,10 +89,33 @@ def test_the_chain_searches_and_gates_a_follow_up_with_its_thread():
                ("Dana", "i think there is a limit"))
     chain.invoke(AnswerRequest("is that allowed?", history))
     chain.invoke(AnswerRequest("where do i submit expense claims for conference travel", history))
-    # Only the asker's own question is read, not docent's reply nor another person's message.
+    # Only the asker's own question is read, not docent's reply nor another person's chatter.
     assert retriever.queries == ["can i expense uber rides on official travel is that allowed?",
                                  "where do i submit expense claims for conference travel"]
     assert gated == retriever.queries
+
+
+def test_the_questions_of_a_thread_are_the_askers_and_those_docent_answered():
+    history = [("Ana", "how do i expense a taxi from the airport"), ("assistant", "According to …"),
+               ("Ben", "i just use my own card"), ("user", "and the parking?"), ("assistant", "…"),
+               ("Dana", "   "), ("assistant", "…"), ("Cy", "thanks all")]
+    # Ana's message was put to docent (its reply follows it); Ben's and Cy's were not; Dana's is empty.
+    assert thread_questions(history) == ["how do i expense a taxi from the airport", "and the parking?"]
+    assert thread_questions([]) == []
+    assert thread_questions([("assistant", "hello"), ("Ana", "question nobody answered")]) == []
+
+
+def test_a_follow_up_on_another_persons_question_is_searched_with_that_question():
+    retriever = RecordingRetriever(hits=[_hit("Uber rides on official travel are reimbursed with a receipt.")], queries=[])
+    chain = build_answer_chain(retriever, ExtractiveChatModel(), gate=lambda question, hits: False)
+    answered = (("Ana", "can i expense uber rides on official travel"), ("assistant", "According to …"))
+    chain.invoke(AnswerRequest("same for contractors?", answered))
+    chain.invoke(AnswerRequest("same for contractors?", answered + (("Ben", "we should ask finance about parking"),)))
+    # Chatter docent did not answer doesn't replace the question it did.
+    assert retriever.queries == ["can i expense uber rides on official travel same for contractors?"] * 2
+    unanswered = (("Ana", "can i expense uber rides on official travel"),)
+    chain.invoke(AnswerRequest("same for contractors?", unanswered))
+    assert retriever.queries[-1] == "same for contractors?"
 
 
 SOURCES = [
@@ -116,5 +139,15 @@ def test_the_extractive_model_reads_the_askers_earlier_turns_from_the_prompt():
     parsed = parse_prompt(prompt.messages)
     assert parsed.question == "is that allowed?"
     assert parsed.earlier == ("can i expense uber rides on official travel",)
+    reply = ExtractiveChatModel().invoke(list(prompt.messages))
+    assert isinstance(reply, AIMessage) and "Uber rides" in reply.content and "Pets" not in reply.content
+
+
+def test_the_extractive_model_reads_another_persons_question_quoted_in_the_prompt():
+    hits = [_hit(s.text, s.title, f"{s.n}.md") for s in SOURCES]
+    history = [("Ana", "can i expense uber rides on official travel"), ("assistant", "Yes [1].")]
+    prompt = build_prompt("is that allowed?", hits, history)
+    parsed = parse_prompt(prompt.messages)
+    assert parsed.earlier == () and parsed.quoted == ("can i expense uber rides on official travel",)
     reply = ExtractiveChatModel().invoke(list(prompt.messages))
     assert isinstance(reply, AIMessage) and "Uber rides" in reply.content and "Pets" not in reply.content
