@@ -49,9 +49,16 @@ MAX_FALSE_ABSTENTION = 0.05
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, steps: int = 4000, lr: float = 0.5):
-    """L2-regularised logistic regression by gradient descent on standardised features."""
+    """L2-regularised logistic regression by gradient descent on standardised features.
+
+    The step is at most 1/L, L the gradient's Lipschitz bound ((‖[x 1]‖₂²/4 + l2) / rows): with
+    few rows the penalty's own curvature (l2 / rows) exceeds 2/lr, and a fixed step diverges to NaN
+    weights (seen on 2–4 rows). Big sets keep `lr`: the shipped set's bound allows more."""
     w = np.zeros(x.shape[1])
     b = 0.0
+    ones = np.hstack([x, np.ones((len(x), 1))])
+    bound = (np.linalg.norm(ones, 2) ** 2 / 4 + l2) / max(len(y), 1)
+    lr = min(lr, 1.0 / bound) if bound > 0 else lr
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(-(x @ w + b)))
         w -= lr * (x.T @ (p - y) + l2 * w) / len(y)

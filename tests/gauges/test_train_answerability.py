@@ -41,6 +41,20 @@ def test_the_prior_correction_calibrates_scores_to_the_written_questions():
     assert p_fixed.mean() == pytest.approx(0.70, abs=0.04)
 
 
+@pytest.mark.parametrize("n", [2, 3, 6])
+def test_a_fit_on_a_few_rows_converges_instead_of_blowing_up(n):
+    # With few rows the penalty's curvature (l2 / rows) is large: a fixed step oscillated to NaN.
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(n, 4))
+    y = (np.arange(n) % 2).astype(float)
+    with np.errstate(all="raise"):
+        w, b = fit_logistic(x, y, l2=10.0)
+    p = 1 / (1 + np.exp(-(x @ w + b)))
+    # At the optimum the penalised gradient is zero.
+    assert np.allclose((x.T @ (p - y) + 10.0 * w) / n, 0, atol=1e-6)
+    assert abs(float(np.mean(p - y))) < 1e-6
+
+
 def _rows(n_topics: int = 4, per_topic: int = 20, seed: int = 1) -> list[dict]:
     rng = np.random.default_rng(seed)
     rows = []
