@@ -1,6 +1,7 @@
 """Hybrid fusion shared by every store: both stores fetch the same two candidate lists (dense
-cosine and BM25, each already scope-filtered) and hand them to `fuse_candidates`, so the ranking
-is identical whichever store runs it.
+cosine and BM25, each already scope-filtered), and `ChunkStore.search` ranks them with
+`fused_order` and keeps the newest version of each document with `newest_versions`, so the
+ranking is identical whichever store runs it.
 
 Default method (measured on SciFact / Cranfield, see DEFAULT_FUSION): 0.7 × cosine + 0.3 × BM25
 relative to the best BM25 candidate, over deep candidate lists; RRF and min-max convex fusion
@@ -13,10 +14,7 @@ from collections.abc import Container
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-import numpy as np
-
 from knowledge.chunk_records import version_key
-from knowledge.types import Chunk, Hit
 
 FusionMethod = Literal["rrf", "convex", "cosine_bm25"]
 
@@ -54,25 +52,6 @@ def candidate_limit(limit: int) -> int:
     return max(MIN_CANDIDATES, CANDIDATE_FACTOR * limit)
 
 
-def fuse_candidates(
-    dense: list[Candidate],
-    sparse: list[Candidate],
-    query_vector: np.ndarray,
-    limit: int,
-    config: FusionConfig = DEFAULT_FUSION,
-) -> list[Hit]:
-    """Fuse two ranked candidate lists into at most `limit` hits, newest document version only.
-    Candidates carry full payloads here; a sparse-only candidate carries its dense vector."""
-    q = _unit(query_vector)
-    cosines = {c.point_id: float(q @ _unit(c.dense)) for c in sparse if c.dense is not None}
-    payloads = {c.point_id: c.payload for c in sparse} | {c.point_id: c.payload for c in dense}
-    return [
-        Hit(chunk=Chunk.from_payload(payloads[r.point_id]), score=r.score, dense_score=r.dense_score,
-            sparse_score=r.sparse_score)
-        for r in rank_candidates(dense, sparse, cosines, limit, config)
-    ]
-
-
 class Ranked(NamedTuple):
     """One fused result before its payload is read: point id, fused score and both side scores.
     (A named tuple: a search builds one per candidate, and a frozen dataclass cost more than
@@ -82,21 +61,6 @@ class Ranked(NamedTuple):
     score: float
     dense_score: float | None
     sparse_score: float | None
-
-
-def rank_candidates(
-    dense: list[Candidate],
-    sparse: list[Candidate],
-    sparse_cosines: dict[str, float],
-    limit: int,
-    config: FusionConfig = DEFAULT_FUSION,
-) -> list[Ranked]:
-    """The fusion itself, on candidates whose payloads hold at least `RANK_FIELDS`: the best
-    `limit` points, newest document version only. `sparse_cosines` gives the dense cosine of
-    sparse candidates the dense list missed (every hit carries its cosine: the "do the documents
-    answer this" check needs it)."""
-    payloads = {c.point_id: c.payload for c in sparse} | {c.point_id: c.payload for c in dense}
-    return newest_versions(fused_order(dense, sparse, sparse_cosines, config), payloads, limit)
 
 
 def fused_order(
@@ -142,11 +106,6 @@ def newest_versions(ranked: list[Ranked], payloads: dict[str, dict], limit: int,
         if len(out) >= limit:
             break
     return out
-
-
-def _unit(v) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float64).reshape(-1)
-    return v / (np.linalg.norm(v) or 1.0)
 
 
 def _canonical_order(ranked: list[Candidate]) -> list[Candidate]:

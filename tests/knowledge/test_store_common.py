@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from knowledge.chunk_records import documents_from_payloads, newest_hash, point_id
-from knowledge.fusion import Candidate, FusionConfig, fuse_candidates
-from knowledge.types import Scope
+from knowledge.fusion import DEFAULT_FUSION, Candidate, FusionConfig, fused_order, newest_versions
+from knowledge.types import Chunk, Hit, Scope
 from tests.knowledge.conftest import make_chunks, qvec, vectors
 
 
@@ -39,6 +40,19 @@ def _cands(chunks, scores, with_dense=False):
         Candidate(point_id(c), s, c.payload(), vectors([c])[0].tolist() if with_dense else None)
         for c, s in zip(chunks, scores)
     ]
+
+
+def fuse_candidates(dense, sparse, query_vector, limit, config=DEFAULT_FUSION) -> list[Hit]:
+    """What `ChunkStore.search` does with its two candidate lists, on candidates that carry whole
+    payloads: a sparse-only candidate's cosine from its dense vector, the fused order, the newest
+    version of each document."""
+    q = np.asarray(query_vector, dtype=np.float64)
+    q /= np.linalg.norm(q)
+    cosines = {c.point_id: float(q @ (np.asarray(c.dense) / np.linalg.norm(c.dense))) for c in sparse if c.dense is not None}
+    payloads = {c.point_id: c.payload for c in sparse} | {c.point_id: c.payload for c in dense}
+    ranked = newest_versions(fused_order(dense, sparse, cosines, config), payloads, limit)
+    return [Hit(chunk=Chunk.from_payload(payloads[r.point_id]), score=r.score, dense_score=r.dense_score,
+                sparse_score=r.sparse_score) for r in ranked]
 
 
 def test_rrf_prefers_chunks_ranked_well_on_both_sides():
