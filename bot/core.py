@@ -199,7 +199,7 @@ class Docent:
             request.reserve(self.engine.worst_case_usd(prompt))
 
         draft = self.engine.answer(
-            admission.text, retriever, history=request.question.history, on_delta=stream, canary=canary,
+            admission.text, retriever, history=admission.history, on_delta=stream, canary=canary,
             gate=self.answerability.score, before_model=before_model,
         )
         score = draft.answerability.score if draft.answerability is not None else None

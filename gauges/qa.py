@@ -210,8 +210,9 @@ def evaluate_qa(
                 on_progress(i, len(questions), "asking")
             channel = row.get("channel")
             retriever = docent.retriever(Scope(EVAL_WORKSPACE, channel))
-            # A follow-up row carries the asker's earlier questions: each is asked first, in the
-            # same channel, and the thread (question, docent's reply, …) goes with the follow-up.
+            # A follow-up row carries the thread's earlier questions (the asker's, or with
+            # `history_author` another person's): each is asked first, in the same channel, and
+            # the thread (question, docent's reply, …) goes with the follow-up.
             earlier = row.get("history") or []
             history = thread_of(docent, earlier, channel, history_author)
             # As the chain reads it.

@@ -33,7 +33,7 @@ from bot.guards.cache import ResponseCache, cache_key
 from bot.guards.injection import BLOCKING_LEVEL, CLEAN, Verdict, default_detector
 from bot.guards.normalize import normalize_text
 from bot.guards.ratelimit import RateLimiter
-from bot.types import Answer, InjectionBlocked, Outcome, Question, Usage
+from bot.types import Answer, InjectionBlocked, Outcome, PriorTurn, Question, Usage
 from knowledge.types import Scope
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,9 @@ class Admission:
     verdict: Verdict
     warning: str | None
     cache_key: str | None
+    # The thread docent reads with it: the question's history without the messages of other
+    # people that docent answered and the injection detector blocks (see `screened_history`).
+    history: tuple[PriorTurn, ...] = ()
 
 
 class RequestLifecycle:
@@ -249,7 +252,28 @@ class GuardPipeline:
                 key = cache_key(text, q.scope, version)
             except Exception:
                 log.warning("cache key unavailable (scope generation read failed)", exc_info=True)
-        return Admission(text, verdict, warning, key)
+        return Admission(text, verdict, warning, key, self.screened_history(q))
+
+    def screened_history(self, q: Question) -> tuple[PriorTurn, ...]:
+        """`q.history` without another person's message that docent answered and that the injection
+        detector blocks (when `injection_action` is "block"; logged, never stored). A follow-up is searched with the thread's
+        questions, another person's among them (`knowledge.followups.thread_questions`): a blocked
+        one must neither steer the search nor reach the model. Other messages are quoted to the
+        model as untrusted data, as before; only the ones that can steer the search are scanned."""
+        turns = q.history
+        if self.injection_action != "block":
+            return turns
+        kept: list[PriorTurn] = []
+        for i, turn in enumerate(turns):
+            answered = next((t.is_bot or t.author == "assistant" for t in turns[i + 1:] if t.text.strip()), False)
+            if not (turn.is_bot or turn.author in ("user", "assistant")) and answered and turn.text.strip():
+                verdict = self.detector.detect(turn.text)
+                if verdict.level >= BLOCKING_LEVEL:
+                    log.warning("thread message left out request=%s level=%s reasons=%s",
+                                q.request_id, verdict.level.name, ",".join(verdict.reasons))
+                    continue
+            kept.append(turn)
+        return tuple(kept)
 
     # --- after the answer -----------------------------------------------------------------------
     def remember(self, request: RequestLifecycle, answer: Answer) -> None:

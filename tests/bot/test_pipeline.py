@@ -146,6 +146,22 @@ def test_injection_block_warn_log(settings, db):
     assert logged.warning is None and logged.verdict.is_injection
 
 
+def test_a_blocked_message_docent_answered_is_left_out_of_the_thread(settings, db):
+    from bot.types import PriorTurn
+
+    history = (
+        PriorTurn("Ana", INJECTION), PriorTurn("assistant", "I can't help with that request.", is_bot=True),
+        PriorTurn("Ben", INJECTION),  # nobody answered it: quoted to the model as data, as before
+        PriorTurn("Cy", "How do I book travel for a contractor?"), PriorTurn("assistant", "…", is_bot=True),
+        PriorTurn("user", "and what about parking?"), PriorTurn("assistant", "…", is_bot=True),
+    )
+    admitted = make_pipeline(settings, db).admit(_q("is that allowed?", history=history))
+    assert [t.author for t in admitted.history] == ["assistant", "Ben", "Cy", "assistant", "user", "assistant"]
+    assert make_pipeline(settings, db).admit(_q("is that allowed?")).history == ()
+    # An operator who lets suspected injections through gets the thread as it is.
+    assert make_pipeline(settings, db, injection_action="log").admit(_q("ok?", history=history)).history == history
+
+
 def test_tag_smuggled_injection_is_blocked(settings, db):
     smuggled = "What is our travel policy?" + "".join(chr(0xE0000 + ord(c)) for c in INJECTION)
     with pytest.raises(InjectionBlocked):
