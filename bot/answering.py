@@ -95,15 +95,7 @@ class DraftAnswer:
 def history_pairs(history: Sequence[PriorTurn]) -> list[tuple[str, str]]:
     """PriorTurns → (role, text): the asker is "user", docent is "assistant", anyone else keeps
     their name so the prompt quotes them as data."""
-    pairs = []
-    for turn in history:
-        if turn.is_bot or turn.author == "assistant":
-            pairs.append(("assistant", turn.text))
-        elif turn.author == "user":
-            pairs.append(("user", turn.text))
-        else:
-            pairs.append((turn.author or "someone", turn.text))
-    return pairs
+    return [(turn.role, turn.text) for turn in history]
 
 
 def _snippet(text: str) -> str:

@@ -16,6 +16,13 @@ class PriorTurn:
     text: str
     is_bot: bool = False
 
+    @property
+    def role(self) -> str:
+        """"assistant" for docent, "user" for the asker, anyone else's name (quoted as data)."""
+        if self.is_bot or self.author == "assistant":
+            return "assistant"
+        return self.author or "someone"
+
 
 @dataclass(frozen=True)
 class Attachment:

@@ -214,9 +214,11 @@ def evaluate_qa(
             # `history_author` another person's): each is asked first, in the same channel, and
             # the thread (question, docent's reply, …) goes with the follow-up.
             earlier = row.get("history") or []
-            history = thread_of(docent, earlier, channel, history_author)
-            # As the chain reads it.
-            text = search_text(normalize_text(row["question"]), thread_questions(history_pairs(history)))
+            question = Question(platform="eval", workspace=EVAL_WORKSPACE, channel=channel, user="eval",
+                                text=row["question"], history=thread_of(docent, earlier, channel, history_author))
+            # As the chain reads it: the thread the guards let through, the question in front.
+            thread = history_pairs(docent.guards.screened_history(question))
+            text = search_text(normalize_text(row["question"]), thread_questions(thread))
             ranked_docs: list[str] = []
             for h in retriever.search(text, k=20):
                 if h.chunk.source not in ranked_docs:
@@ -224,10 +226,7 @@ def evaluate_qa(
             score = docent.answerability.score(text, retriever.search(text)).score
 
             t0 = time.perf_counter()
-            answer = docent.ask(
-                Question(platform="eval", workspace=EVAL_WORKSPACE, channel=channel, user="eval", text=row["question"],
-                         history=history)
-            )
+            answer = docent.ask(question)
             latencies.append((time.perf_counter() - t0) * 1000)
             gold = set(row["gold"])
             if row["answerable"]:

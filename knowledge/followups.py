@@ -75,18 +75,21 @@ def thread_context(question: str, earlier: Sequence[str]) -> str:
     return " ".join(context)
 
 
-def thread_questions(history: Iterable[tuple[str, str]]) -> list[str]:
-    """The questions of a thread, oldest first, from (role, text) pairs in thread order (role
+def thread_question_indices(history: Sequence[tuple[str, str]]) -> list[int]:
+    """Where a thread's questions stand in `history`, (role, text) pairs in thread order (role
     "user" the asker, "assistant" docent, anything else another person): every message of the
-    asker's, and every message of someone else's that docent's next message answered."""
-    turns = [(role, text) for role, text in history if text and text.strip()]
-    questions = []
-    for i, (role, text) in enumerate(turns):
-        if role == "user":
-            questions.append(text)
-        elif role != "assistant" and i + 1 < len(turns) and turns[i + 1][0] == "assistant":
-            questions.append(text)
-    return questions
+    asker's, and every message of someone else's that docent's next message answered (empty
+    messages don't count)."""
+    said = [i for i, (_, text) in enumerate(history) if text and text.strip()]
+    roles = [history[i][0] for i in said]
+    return [i for k, i in enumerate(said)
+            if roles[k] == "user" or (roles[k] != "assistant" and roles[k + 1 : k + 2] == ["assistant"])]
+
+
+def thread_questions(history: Iterable[tuple[str, str]]) -> list[str]:
+    """The questions of a thread (`thread_question_indices`), oldest first."""
+    history = list(history)
+    return [history[i][1] for i in thread_question_indices(history)]
 
 
 def search_text(question: str, earlier: Sequence[str]) -> str:

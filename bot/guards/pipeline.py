@@ -34,6 +34,7 @@ from bot.guards.injection import BLOCKING_LEVEL, CLEAN, Verdict, default_detecto
 from bot.guards.normalize import normalize_text
 from bot.guards.ratelimit import RateLimiter
 from bot.types import Answer, InjectionBlocked, Outcome, PriorTurn, Question, Usage
+from knowledge.followups import thread_question_indices
 from knowledge.types import Scope
 
 log = logging.getLogger(__name__)
@@ -255,25 +256,26 @@ class GuardPipeline:
         return Admission(text, verdict, warning, key, self.screened_history(q))
 
     def screened_history(self, q: Question) -> tuple[PriorTurn, ...]:
-        """`q.history` without another person's message that docent answered and that the injection
-        detector blocks (when `injection_action` is "block"; logged, never stored). A follow-up is searched with the thread's
-        questions, another person's among them (`knowledge.followups.thread_questions`): a blocked
-        one must neither steer the search nor reach the model. Other messages are quoted to the
-        model as untrusted data, as before; only the ones that can steer the search are scanned."""
-        turns = q.history
+        """`q.history` without another person's message that docent answered and that the
+        injection detector blocks (when `injection_action` is "block"; logged, never stored).
+
+        A follow-up is searched with the thread's questions, another person's among them
+        (`knowledge.followups.thread_questions`): a blocked one must neither steer the search nor
+        reach the model. Other messages are quoted to the model as untrusted data, as before; only
+        the ones that can steer the search are scanned."""
         if self.injection_action != "block":
-            return turns
-        kept: list[PriorTurn] = []
-        for i, turn in enumerate(turns):
-            answered = next((t.is_bot or t.author == "assistant" for t in turns[i + 1:] if t.text.strip()), False)
-            if not (turn.is_bot or turn.author in ("user", "assistant")) and answered and turn.text.strip():
-                verdict = self.detector.detect(turn.text)
-                if verdict.level >= BLOCKING_LEVEL:
-                    log.warning("thread message left out request=%s level=%s reasons=%s",
-                                q.request_id, verdict.level.name, ",".join(verdict.reasons))
-                    continue
-            kept.append(turn)
-        return tuple(kept)
+            return q.history
+        pairs = [(turn.role, turn.text) for turn in q.history]
+        blocked = set()
+        for i in thread_question_indices(pairs):
+            if pairs[i][0] == "user":  # the asker's own: screened when it was asked
+                continue
+            verdict = self.detector.detect(pairs[i][1])
+            if verdict.level >= BLOCKING_LEVEL:
+                log.warning("thread message left out request=%s level=%s reasons=%s",
+                            q.request_id, verdict.level.name, ",".join(verdict.reasons))
+                blocked.add(i)
+        return tuple(turn for i, turn in enumerate(q.history) if i not in blocked)
 
     # --- after the answer -----------------------------------------------------------------------
     def remember(self, request: RequestLifecycle, answer: Answer) -> None:
