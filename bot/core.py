@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -36,13 +36,13 @@ from bot.types import (
     Usage,
 )
 from knowledge.embeddings import Embedder, as_embedder, make_embedder
-from knowledge.answerability import make_scorer
+from knowledge.answerability import Answerability, make_scorer
 from knowledge.chain import Prompt
 from knowledge.ingest import KnowledgeBase
 from knowledge.loaders import PdfLimits
 from knowledge.retriever import HybridRetriever
 from knowledge.stores import open_store
-from knowledge.types import EmbeddedChunks, Scope
+from knowledge.types import EmbeddedChunks, Hit, Scope
 from knowledge.vector_space import RECORD_FILE as VECTOR_SPACE_RECORD
 from knowledge.vector_space import reconcile_vector_space
 
@@ -156,6 +156,14 @@ class Docent:
             relevance_threshold=self.settings.relevance_threshold,
         )
 
+    def gate(self, retriever: HybridRetriever) -> Callable[[str, Sequence[Hit]], Answerability]:
+        """The answerability decision for questions searched with `retriever`: the passages, and
+        how much closer another channel's documents come to the question (read only when the
+        score uses it)."""
+        def judge(query: str, hits: Sequence[Hit]) -> Answerability:
+            return self.answerability.score(query, hits, elsewhere=lambda: retriever.best_elsewhere(query))
+        return judge
+
     async def aask(self, q: Question, *, on_delta: Callable[[str], None] | None = None) -> Answer:
         return await asyncio.to_thread(self.ask, q, on_delta=on_delta)
 
@@ -200,7 +208,7 @@ class Docent:
 
         draft = self.engine.answer(
             admission.text, retriever, history=admission.history, on_delta=stream, canary=canary,
-            gate=self.answerability.score, before_model=before_model,
+            gate=self.gate(retriever), before_model=before_model,
         )
         score = draft.answerability.score if draft.answerability is not None else None
         if draft.generated:

@@ -223,7 +223,7 @@ def evaluate_qa(
             for h in retriever.search(text, k=20):
                 if h.chunk.source not in ranked_docs:
                     ranked_docs.append(h.chunk.source)
-            score = docent.answerability.score(text, retriever.search(text)).score
+            score = docent.gate(retriever)(text, retriever.search(text)).score
 
             t0 = time.perf_counter()
             answer = docent.ask(question)

@@ -43,7 +43,9 @@ CANDIDATES: dict[str, tuple[str, ...]] = {
         "bm25_peak", "sent_cov_best", "nums_ok", "n_terms", "sent_top2", "dense_mean3",
     ),
 }
-SHIPPED = "+ best single sentence's coverage"
+_SHIPPED_BEFORE = _KIND + ("bm25_peak", "sent_cov_best")
+CANDIDATES["+ another channel's documents come closer"] = _SHIPPED_BEFORE + ("elsewhere_gap",)
+SHIPPED = "+ another channel's documents come closer"
 L2 = 10.0
 MAX_FALSE_ABSTENTION = 0.05
 
@@ -105,8 +107,8 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, groups: list[str], l2: float = L2,
 MADE_DEPTH = 60  # hits fetched to find the first ones outside a question's gold documents
 
 
-def features_of(extractor, text: str, hits) -> dict[str, float]:
-    return extractor.extract(text, hits)[0] if hits else {k: 0.0 for k in extractor.NAMES}
+def features_of(extractor, text: str, hits, elsewhere: float | None = None) -> dict[str, float]:
+    return extractor.extract(text, hits, elsewhere)[0] if hits else {k: 0.0 for k in extractor.NAMES}
 
 
 def collect(sets: list[str], settings) -> list[dict]:
@@ -124,8 +126,11 @@ def collect(sets: list[str], settings) -> list[dict]:
                 retriever = docent.retriever(Scope(EVAL_WORKSPACE, q.get("channel")))
                 text = normalize_text(q["question"])
                 hits = retriever.search(text)
+                # Other channels' documents are the same with or without the gold ones (below).
+                elsewhere = retriever.best_elsewhere(text)
                 rows.append({"set": Path(questions).stem, "id": q["id"], "topic": q.get("topic", ""),
-                             "answerable": bool(q["answerable"]), "features": features_of(extractor, text, hits),
+                             "answerable": bool(q["answerable"]),
+                             "features": features_of(extractor, text, hits, elsewhere),
                              "made": False})
                 if q["answerable"] and q["gold"]:
                     # The same question over the documents without its answer: what retrieval
@@ -134,7 +139,7 @@ def collect(sets: list[str], settings) -> list[dict]:
                     rest = [h for h in retriever.search(text, k=MADE_DEPTH) if h.chunk.source not in gold]
                     rows.append({"set": Path(questions).stem, "id": f"{q['id']}~without-gold",
                                  "topic": q.get("topic", ""), "answerable": False, "made": True,
-                                 "features": features_of(extractor, text, rest[: retriever.k])})
+                                 "features": features_of(extractor, text, rest[: retriever.k], elsewhere)})
         print(f"{spec}: {sum(1 for r in rows if r['set'] == Path(questions).stem)} questions", file=sys.stderr)
     return rows
 

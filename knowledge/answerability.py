@@ -10,7 +10,9 @@ the best *sentence* of the retrieved passages is to the question (MiniLM), the b
 cosine, how much of the question's salient words the evidence covers (lexically, IDF-weighted),
 whether a sentence near the question holds the kind of value it asks for (`answer_types`),
 whether numbers in the question appear in the evidence, how far the top BM25 score stands above
-the rest, and how much of the question the best single sentence covers. `NAMES` lists every
+the rest, and how much of the question the best single sentence covers, and how much closer the question comes to a document linked to
+another channel of the workspace than to anything the asker may read (`elsewhere_gap`: the answer
+lives where this channel can't see, so here it is unanswerable). `NAMES` lists every
 candidate; the weights file says which ones it uses. The weights are trained offline by
 `python -m gauges.train_answerability` on the dev split of docent's QA sets plus near misses
 made from the same documents (each answerable dev question asked without its gold pages), and
@@ -24,7 +26,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,7 +79,7 @@ class AnswerabilityFeatures:
     NAMES = (
         "sent_top", "sent_top2", "dense_top", "dense_mean3", "lex_cov1", "lex_cov3", "lex_cov_sent2",
         "atype_gap", "nums_ok", "n_terms", "lex_cov5", "sent_cov_best", "missing_terms",
-        "bm25_top", "bm25_peak",
+        "bm25_top", "bm25_peak", "elsewhere_gap",
     )
 
     def __init__(self, embedder: Embedder):
@@ -91,7 +93,9 @@ class AnswerabilityFeatures:
                     out.append((rank, sentence))
         return out
 
-    def extract(self, question: str, hits: Sequence[Hit]) -> tuple[dict[str, float], str]:
+    def extract(self, question: str, hits: Sequence[Hit], elsewhere: float | None = None) -> tuple[dict[str, float], str]:
+        """`elsewhere`: the question's best cosine among the workspace's chunks the asker may not
+        read (`ChunkStore.best_elsewhere`), None when there are none."""
         hits = list(hits)[:EVIDENCE_HITS]
         sentences = self.sentences(hits)
         vectors = self.embedder.embed_array([question] + [s for _, s in sentences])
@@ -103,6 +107,9 @@ class AnswerabilityFeatures:
         dense = sorted((h.dense_score or 0.0 for h in hits), reverse=True)
         f["dense_top"] = dense[0] if dense else 0.0
         f["dense_mean3"] = float(np.mean(dense[:3])) if dense else 0.0
+        # Larger is likelier, like every feature: minus how far another channel's best chunk
+        # stands above this scope's best (0 when it doesn't, or there is none).
+        f["elsewhere_gap"] = -max(0.0, elsewhere - f["dense_top"]) if elsewhere is not None else 0.0
         f["sent_top"] = ranked[0][0] if ranked else 0.0
         f["sent_top2"] = float(np.mean([c for c, _ in ranked[:2]])) if ranked else 0.0
 
@@ -173,13 +180,17 @@ class AnswerabilityWeights:
         return 1.0 / (1.0 + math.exp(-z))
 
 
+# The workspace's best cosine outside the asker's scope, or a callable that finds it.
+Elsewhere = float | None | Callable[[], float | None]
+
+
 class CosineScorer:
     """The fallback: the best dense cosine among the hits (MiniLM: unrelated ≈ 0.0–0.2)."""
 
     def __init__(self, threshold: float = 0.40):
         self.threshold = threshold
 
-    def score(self, question: str, hits: Sequence[Hit]) -> Answerability:
+    def score(self, question: str, hits: Sequence[Hit], elsewhere: "Elsewhere" = None) -> Answerability:
         best = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
         return Answerability(float(best), self.threshold, {"dense_top": float(best)})
 
@@ -196,10 +207,14 @@ class AnswerabilityScorer:
         self.weights = weights
         self.threshold = weights.threshold if threshold is None else threshold
 
-    def score(self, question: str, hits: Sequence[Hit]) -> Answerability:
+    def score(self, question: str, hits: Sequence[Hit], elsewhere: "Elsewhere" = None) -> Answerability:
+        """`elsewhere`: see `AnswerabilityFeatures.extract`; a callable is called only when the
+        weights use it."""
         if not hits:
             return Answerability(0.0, self.threshold, {})
-        features, best = self.features.extract(question, hits)
+        if callable(elsewhere):
+            elsewhere = elsewhere() if "elsewhere_gap" in self.weights.features else None
+        features, best = self.features.extract(question, hits, elsewhere)
         return Answerability(self.weights.probability(features), self.threshold, features, best)
 
 

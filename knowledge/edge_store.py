@@ -91,7 +91,8 @@ class EdgeBackend:
                 self.shard.update(qe.UpdateOperation.create_field_index(field, _SCHEMA[kind]))
 
     def filter(self, where: Where) -> qe.Filter:
-        return qe.Filter(must=[_condition(c) for c in where["must"]])
+        return qe.Filter(must=[_condition(c) for c in where["must"]],
+                         must_not=[_condition(c) for c in where.get("must_not", ())] or None)
 
     def upsert(self, points: Sequence[PointData]) -> None:
         self.shard.update(qe.UpdateOperation.upsert_points([

@@ -45,6 +45,15 @@ class HybridRetriever(BaseRetriever):
         store: ChunkStore = self.store
         return store.search(query, vector, self.scope, k or self.k)
 
+    def best_elsewhere(self, query: str) -> float | None:
+        """The best cosine of `query` among this workspace's chunks that the scope may not read
+        (`ChunkStore.best_elsewhere`); None when every document is visible here."""
+        if not query or not query.strip():
+            return None
+        cache = self.query_vectors
+        vector = cache.vector(self.embedder, query) if cache is not None else self.embedder.embed_array([query])[0]
+        return self.store.best_elsewhere(vector, self.scope)
+
     def answerable(self, hits: list[Hit]) -> bool:
         """Whether the documents plausibly answer: the closest chunk's cosine reaches the threshold.
 

@@ -75,7 +75,8 @@ from knowledge.fusion import (
 from knowledge.types import Chunk, Hit, Scope
 
 F = TypeVar("F")  # a backend's own filter type
-# A filter in Qdrant's JSON form (`{"must": [{"key": …, "match": {"value": …}}, …]}`), which
+# A filter in Qdrant's JSON form (`{"must": [{"key": …, "match": {"value": …}}, …]}`, optionally
+# with `"must_not": […]`), which
 # qdrant-client parses as it is and the Edge backend translates: the core never builds client objects.
 Where = dict[str, Any]
 # Runs a version's flip to live (the callable it is given) with the caller's own records; False
@@ -378,6 +379,17 @@ class ChunkStore:
                     sparse_score=r.sparse_score)
                 for r in ranked]
 
+    def best_elsewhere(self, query_vector: QueryVector, scope: Scope) -> float | None:
+        """The best dense cosine among live chunks of `scope`'s workspace that `scope` may *not*
+        read (other channels' documents), or None when there are none. Only the number leaves
+        the store: it tells the answerability score that the question's answer more likely lives
+        in a document linked to another channel; nothing of that document reaches the asker."""
+        flt = self._filter(elsewhere_filter(scope))
+        vector = query_vector() if callable(query_vector) else query_vector
+        qvec = np.asarray(vector, dtype=np.float32).reshape(-1).tolist()
+        best = self._run(self.backend.query, [VectorQuery(dense=qvec)], flt, 1, [])[0]
+        return best[0].score if best else None
+
     def _bm25_candidates(self, query: str, flt, limit: int, start: threading.Event | None = None) -> list[Candidate]:
         indices, values = sparse.query_vector(query)
         if not indices:  # a query of only stopwords has no BM25 side
@@ -495,6 +507,13 @@ class ChunkStore:
             self._run(self.backend.set_payload,
                       self._filter(_where(*missing["must"], _eq("workspace", workspace), _eq("channel", channel))),
                       {LIVE_SCOPE: scope_key(workspace, channel)})
+
+
+def elsewhere_filter(scope: Scope) -> Where:
+    """Live points of the asker's workspace in the channels `scope` may not read."""
+    keys = [scope_key(scope.workspace, channel) for channel in scope.visible_channels]
+    return {**_where(_eq("workspace", scope.workspace), _eq(STATE, LIVE)),
+            "must_not": [{"key": LIVE_SCOPE, "match": {"any": keys}}]}
 
 
 def scope_filter(scope: Scope) -> Where:

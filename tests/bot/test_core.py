@@ -77,6 +77,26 @@ def test_other_channels_documents_are_invisible(docent):
     assert [s.source for s in from_c2.sources] == ["roadmap.md"]
 
 
+def test_a_question_another_channels_document_answers_better_is_an_abstention_here(docent, tmp_path):
+    """The ask path's gate looks elsewhere: with a score that weighs how much closer another
+    channel's documents come, the roadmap question asked in C1 (whose handbook is far from it)
+    abstains, while a C1 question the handbook answers — nothing closer elsewhere — is answered."""
+    import json
+
+    from knowledge.answerability import make_scorer
+
+    weights = tmp_path / "weights.json"
+    weights.write_text(json.dumps({
+        "model_name": docent.embedder.model_name, "features": ["elsewhere_gap"], "mean": [-0.1],
+        "scale": [0.1], "coef": [3.0], "intercept": 0.0, "threshold": 0.5}))
+    docent.answerability = make_scorer(docent.embedder, weights_path=weights)
+    heron = "When does the Heron launch vehicle fly its maiden mission?"
+    asked_in_c1 = docent.ask(_q(heron, channel="C1"))
+    assert asked_in_c1.outcome == Outcome.abstained
+    assert docent.ask(_q(heron, channel="C2")).outcome == Outcome.answered
+    assert docent.ask(_q("How many unused vacation days carry over into the next year?")).outcome == Outcome.answered
+
+
 def test_dm_sees_only_workspace_wide_documents(docent):
     dm = docent.ask(_q("How many unused vacation days carry over?", channel=None))
     assert dm.outcome == Outcome.abstained and dm.sources == ()

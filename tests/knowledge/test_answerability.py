@@ -64,6 +64,42 @@ def test_bm25_peak_is_how_far_the_top_keyword_score_stands_above_the_rest(featur
     assert dense_only["bm25_peak"] == 0.0 and dense_only["bm25_top"] == 0.0  # no keyword side at all
 
 
+def test_another_channel_coming_closer_counts_against_the_question(features):
+    question = "how are train tickets booked"
+    hits = hits_of(["Trains are booked."])  # best dense cosine 0.5 (hits_of)
+    closer, _ = features.extract(question, hits, elsewhere=0.8)
+    farther, _ = features.extract(question, hits, elsewhere=0.3)
+    nowhere, _ = features.extract(question, hits, elsewhere=None)
+    assert closer["elsewhere_gap"] == pytest.approx(-0.3)
+    assert farther["elsewhere_gap"] == 0.0 and nowhere["elsewhere_gap"] == 0.0
+    # Nothing else moves: the passages are the same.
+    assert {k: v for k, v in closer.items() if k != "elsewhere_gap"} == {k: v for k, v in nowhere.items() if k != "elsewhere_gap"}
+
+
+def test_the_scorer_looks_elsewhere_only_when_its_weights_use_it(tmp_path):
+    embedder = HashEmbeddings()
+    question = "how many vacation days carry over into january"
+    hits = hits_of(["Up to five vacation days carry over into January."])
+    asked: list[int] = []
+
+    def elsewhere() -> float:
+        asked.append(1)
+        return 0.95
+
+    without = make_scorer(embedder, weights_path=_weights(tmp_path, embedder.model_name, 2.0))
+    assert without.score(question, hits, elsewhere=elsewhere).answerable and not asked
+    path = tmp_path / "e.json"
+    path.write_text(json.dumps({"model_name": embedder.model_name, "features": ["sent_cov_best", "elsewhere_gap"],
+                                "mean": [0.5, -0.05], "scale": [0.25, 0.1], "coef": [2.0, 2.0], "intercept": 0.0,
+                                "threshold": 0.5}))
+    scorer = make_scorer(embedder, weights_path=path)
+    here = scorer.score(question, hits, elsewhere=lambda: None)
+    there = scorer.score(question, hits, elsewhere=elsewhere)
+    assert asked == [1]
+    assert here.answerable and not there.answerable
+    assert there.features["elsewhere_gap"] == pytest.approx(-0.45)
+
+
 def test_every_feature_name_is_computed_and_the_shipped_weights_use_only_those(features):
     f, best = features.extract("how many vacation days carry over", hits_of(["Five vacation days carry over."]))
     assert set(f) == set(AnswerabilityFeatures.NAMES)

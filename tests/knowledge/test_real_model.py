@@ -63,3 +63,38 @@ def test_off_topic_question_is_not_answerable(retriever):
     hits = retriever.search("What is the boiling point of liquid nitrogen on Mars?")
     assert hits  # the store always returns its nearest chunks…
     assert not retriever.answerable(hits)  # …but none is close enough to answer from
+
+
+def test_a_question_another_channels_document_answers_scores_lower_in_this_channel(embedder, tmp_path):
+    """The shipped answerability score with the real model: asked where only a near document is
+    visible, a question that a document linked to another channel answers closely scores lower
+    than over the same passages with nothing elsewhere; asked in that channel, nothing comes
+    closer elsewhere."""
+    from knowledge.answerability import make_scorer
+
+    store = EdgeChunkStore(tmp_path / "edge")
+    here, there = Scope("T1", "C1"), Scope("T1", "C2")
+    placed = {here: TEXTS["travel.md"],
+              there: "Passport and visa fees for official travel are reimbursed through the travel desk."}
+    for scope, text in placed.items():
+        store.add(make_chunks(scope, f"{scope.channel}.md", [text]), embedder.embed_array([text]))
+    scorer = make_scorer(embedder)
+    question = "are visa fees for work trips reimbursed?"
+    try:
+        asked_here = HybridRetriever(store=store, embedder=embedder, scope=here)
+        hits = asked_here.search(question)
+        assert [h.chunk.source for h in hits] == ["C1.md"]
+        elsewhere = asked_here.best_elsewhere(question)
+        assert elsewhere is not None and elsewhere > hits[0].dense_score
+        looked = scorer.score(question, hits, elsewhere=lambda: asked_here.best_elsewhere(question))
+        blind = scorer.score(question, hits, elsewhere=None)
+        assert looked.features["elsewhere_gap"] < 0 and blind.features["elsewhere_gap"] == 0.0
+        assert looked.score < blind.score
+
+        asked_there = HybridRetriever(store=store, embedder=embedder, scope=there)
+        hits = asked_there.search(question)
+        assert hits[0].chunk.source == "C2.md"
+        assert scorer.score(question, hits, elsewhere=lambda: asked_there.best_elsewhere(question)).features[
+            "elsewhere_gap"] == 0.0
+    finally:
+        store.close()

@@ -48,6 +48,29 @@ def test_search_respects_channel_and_workspace_scope(store):
     assert seen(Scope("T3", "C1")) == set()
 
 
+def test_best_elsewhere_is_the_closest_chunk_of_the_workspace_the_scope_cannot_read(store):
+    _add(store, Scope("T1", "C1"), "c1.md", ["vacation policy for channel one"])
+    _add(store, Scope("T1", "C2"), "c2.md", ["payroll calendar for channel two", "vacation carryover rules"])
+    _add(store, Scope.workspace_wide("T1"), "all.md", ["vacation policy for everyone"])
+    _add(store, Scope("T2", "C9"), "other.md", ["vacation policy other workspace"])
+    pending = make_chunks(Scope("T1", "C3"), "draft.md", ["vacation policy draft"])
+    store.stage(pending[0].doc_id, store.next_version(pending[0].doc_id), pending, vectors(pending))
+    query = "vacation policy"
+    q = qvec(query)
+    c2 = make_chunks(Scope("T1", "C2"), "c2.md", ["payroll calendar for channel two", "vacation carryover rules"])
+    c1 = make_chunks(Scope("T1", "C1"), "c1.md", ["vacation policy for channel one"])
+    cos = lambda chunks: max(float(v @ q) for v in vectors(chunks))
+    # From C1: only C2's chunks are out of reach (not C1's, not the workspace-wide, not another
+    # workspace's, not a version still pending); the number is the best of their cosines.
+    assert store.best_elsewhere(q, Scope("T1", "C1")) == pytest.approx(cos(c2), abs=1e-4)
+    # From a DM (workspace-wide only), both channels are elsewhere.
+    assert store.best_elsewhere(q, Scope("T1", None)) == pytest.approx(max(cos(c1), cos(c2)), abs=1e-4)
+    assert store.best_elsewhere(lambda: q, Scope("T1", "C1")) == pytest.approx(cos(c2), abs=1e-4)
+    # A workspace whose every document the scope reads has nothing elsewhere.
+    assert store.best_elsewhere(q, Scope("T2", "C9")) is None
+    assert store.best_elsewhere(q, Scope("T3", "C1")) is None
+
+
 def test_query_of_only_stopwords_still_searches_dense(store):
     scope = Scope("T1", "C1")
     _add(store, scope, "a.md", ["the and of"])
