@@ -98,16 +98,15 @@ class DocumentRegistry:
             self._bump(session, scope)
 
     def generation(self, scope: Scope) -> str:
-        """A token that changes whenever any document visible from `scope` changes."""
+        """A token that changes whenever any document visible from `scope` changes — and when any
+        other document of the workspace does: an answer also depends on those, since the
+        answerability score weighs how much closer another channel's documents come
+        (`ChunkStore.best_elsewhere`)."""
         t = ScopeGeneration.__table__.c
-        channels = scope.visible_channels
         with self.db.session() as session:
-            rows = dict(
-                session.execute(
-                    select(t.channel, t.generation).where(t.workspace == scope.workspace, t.channel.in_(channels))
-                ).all()
-            )
-        return ".".join(str(rows.get(ch, 0)) for ch in channels)
+            rows = dict(session.execute(select(t.channel, t.generation).where(t.workspace == scope.workspace)).all())
+        visible = ".".join(str(rows.get(ch, 0)) for ch in scope.visible_channels)
+        return f"{visible}/{sum(rows.values())}"
 
     # --- per-user cap overrides -----------------------------------------------------------
     def user_cap_microusd(self, workspace: str, user: str) -> int | None:

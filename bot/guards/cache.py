@@ -1,8 +1,10 @@
 """Response cache: same normalized question + same scope + same document versions → same answer.
 
 The key folds in a *scope version* (the generations of the asker's channel and of the
-workspace-wide documents, see `admin.registry`), so any upload/replace/remove visible from a scope
-makes its old entries unreachable in every process at once; they then age out by TTL. Values are
+workspace-wide documents, and the workspace's total, see `admin.registry`), so any
+upload/replace/remove in the workspace — visible from the scope, or in another channel, whose
+documents the answerability score also weighs — makes its old entries unreachable in every
+process at once; they then age out by TTL. Values are
 the `Answer` dataclass as JSON. Redis when configured, else an in-process LRU with TTL.
 """
 

@@ -48,16 +48,20 @@ def registry(tmp_path):
     db.close()
 
 
-def test_scope_generation_changes_with_visible_documents_only(registry):
+def test_scope_generation_changes_with_any_document_of_the_workspace(registry):
     c1, c2, everywhere = Scope("T1", "C1"), Scope("T1", "C2"), Scope.workspace_wide("T1")
     v1, v2, dm = registry.generation(c1), registry.generation(c2), registry.generation(Scope("T1", None))
+    other = registry.generation(Scope("T2", "C1"))
     registry.bump_generation(c2)
-    assert registry.generation(c1) == v1  # another channel's change leaves C1's answers valid
+    # Another channel's change reaches C1's answers too: C1's answerability score weighs how
+    # much closer C2's documents come to a question (ChunkStore.best_elsewhere).
+    assert registry.generation(c1) != v1
     assert registry.generation(c2) != v2
+    v1 = registry.generation(c1)
     registry.bump_generation(everywhere)
     assert registry.generation(c1) != v1  # a workspace-wide change reaches every channel …
     assert registry.generation(Scope("T1", None)) != dm  # … and DMs
-    assert registry.generation(Scope("T2", "C1")) == "0.0"  # … of that workspace only
+    assert registry.generation(Scope("T2", "C1")) == other  # … of that workspace only
 
 
 def test_in_process_cache_expires_and_evicts():

@@ -223,6 +223,10 @@ def test_repeated_question_comes_from_cache_until_a_document_changes(docent):
     docent.admin.upload(_admin(), "handbook.md", HANDBOOK.replace(b"Up to 5", b"Up to 7"), Scope("T1", "C1"))
     third = docent.ask(_q(q))
     assert not third.usage.cache_hit and "7" in third.text
+    # A document uploaded to another channel can change this answer's gate (best_elsewhere).
+    assert docent.ask(_q(q)).usage.cache_hit
+    docent.admin.upload(_admin(), "elsewhere.md", b"# Leave\n\nCarry-over rules for contractors.", Scope("T1", "C3"))
+    assert not docent.ask(_q(q)).usage.cache_hit
 
 
 def test_unexpected_failure_is_an_apology_not_a_traceback(docent, monkeypatch):
