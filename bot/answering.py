@@ -287,7 +287,7 @@ class AnswerEngine:
         )
         started = time.perf_counter()
         result: ChainResult = chain.invoke(
-            AnswerRequest(question, tuple(history_pairs(history)), canary),
+            AnswerRequest(question, tuple(history_pairs(history)), canary, tuple(t.to_docent for t in history)),
             config={"callbacks": [streamed]} if streamed is not None else None,
         )
         latency_ms = (time.perf_counter() - started) * 1000

@@ -15,6 +15,9 @@ class PriorTurn:
     author: str  # "user", "assistant" or a display name
     text: str
     is_bot: bool = False
+    # Put to docent: it @mentioned docent, or it is a slash command's question. Says which of
+    # the messages before a reply docent answered (knowledge.followups.thread_question_indices).
+    to_docent: bool = False
 
     @property
     def role(self) -> str:

@@ -90,5 +90,5 @@ def chat(docent: "Docent", scope: Scope, console: Console | None = None) -> None
         if not text:
             break
         answer = ask_streaming(docent, console, question_for(scope, text, platform="console", history=history))
-        history += [PriorTurn("user", text), PriorTurn("assistant", answer.text, is_bot=True)]
+        history += [PriorTurn("user", text, to_docent=True), PriorTurn("assistant", answer.text, is_bot=True)]
         history = history[-10:]

@@ -180,7 +180,7 @@ def thread_of(docent: "Docent", earlier: list[str], channel: str | None,
     for text in earlier:
         reply = docent.ask(Question(platform="eval", workspace=EVAL_WORKSPACE, channel=channel,
                                     user=author or "eval", text=text, history=tuple(turns)))
-        turns += [PriorTurn(author or "user", text), PriorTurn("assistant", reply.text, is_bot=True)]
+        turns += [PriorTurn(author or "user", text, to_docent=True), PriorTurn("assistant", reply.text, is_bot=True)]
     return tuple(turns)
 
 
@@ -217,8 +217,10 @@ def evaluate_qa(
             question = Question(platform="eval", workspace=EVAL_WORKSPACE, channel=channel, user="eval",
                                 text=row["question"], history=thread_of(docent, earlier, channel, history_author))
             # As the chain reads it: the thread the guards let through, the question in front.
-            thread = history_pairs(docent.guards.screened_history(question))
-            text = search_text(normalize_text(row["question"]), thread_questions(thread))
+            screened = docent.guards.screened_history(question)
+            thread = history_pairs(screened)
+            text = search_text(normalize_text(row["question"]),
+                               thread_questions(thread, [t.to_docent for t in screened]))
             ranked_docs: list[str] = []
             for h in retriever.search(text, k=20):
                 if h.chunk.source not in ranked_docs:

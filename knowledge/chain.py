@@ -396,6 +396,8 @@ class AnswerRequest:
     question: str
     history: tuple[tuple[str, str], ...] = ()
     canary: str | None = None
+    # Per history message: it was put to docent (`followups.thread_question_indices`).
+    to_docent: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -481,7 +483,7 @@ def build_answer_chain(
     def retrieve(request: AnswerRequest, config: RunnableConfig) -> dict:
         # A follow-up that leans on the thread ("is that allowed?") is searched, and judged,
         # with the thread's earlier question in front of it (knowledge/followups.py).
-        query = search_text(request.question, thread_questions(request.history))
+        query = search_text(request.question, thread_questions(request.history, request.to_docent))
         hits = documents_to_hits(retriever.invoke(query, config))
         verdict = gate(query, hits) if gate is not None else bool(hits)
         return {"request": request, "hits": tuple(hits), "answerable": bool(verdict), "answerability": verdict}

@@ -75,21 +75,34 @@ def thread_context(question: str, earlier: Sequence[str]) -> str:
     return " ".join(context)
 
 
-def thread_question_indices(history: Sequence[tuple[str, str]]) -> list[int]:
+def thread_question_indices(history: Sequence[tuple[str, str]], to_docent: Sequence[bool] = ()) -> list[int]:
     """Where a thread's questions stand in `history`, (role, text) pairs in thread order (role
     "user" the asker, "assistant" docent, anything else another person): every message of the
-    asker's, and every message of someone else's that docent's next message answered (empty
-    messages don't count)."""
+    asker's, and every message of someone else's that a reply of docent's answered (empty
+    messages don't count).
+
+    A reply answers one message since docent's previous reply: the latest one put to docent
+    (`to_docent[i]`: it @mentioned docent, or it is a slash command's question), else the one
+    right before the reply. People keep talking while docent writes, so the message just before
+    its reply is often someone's chatter; the mention says which one was asked."""
     said = [i for i, (_, text) in enumerate(history) if text and text.strip()]
-    roles = [history[i][0] for i in said]
-    return [i for k, i in enumerate(said)
-            if roles[k] == "user" or (roles[k] != "assistant" and roles[k + 1 : k + 2] == ["assistant"])]
+    asked = set(i for i in said if history[i][0] == "user")
+    since: list[int] = []  # messages since docent's previous reply
+    for i in said:
+        if history[i][0] != "assistant":
+            since.append(i)
+            continue
+        if since:
+            marked = [j for j in since if j < len(to_docent) and to_docent[j]]
+            asked.add(marked[-1] if marked else since[-1])
+        since = []
+    return sorted(asked)
 
 
-def thread_questions(history: Iterable[tuple[str, str]]) -> list[str]:
+def thread_questions(history: Iterable[tuple[str, str]], to_docent: Sequence[bool] = ()) -> list[str]:
     """The questions of a thread (`thread_question_indices`), oldest first."""
     history = list(history)
-    return [history[i][1] for i in thread_question_indices(history)]
+    return [history[i][1] for i in thread_question_indices(history, to_docent)]
 
 
 def search_text(question: str, earlier: Sequence[str]) -> str:

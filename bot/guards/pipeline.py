@@ -267,7 +267,7 @@ class GuardPipeline:
             return q.history
         pairs = [(turn.role, turn.text) for turn in q.history]
         blocked = set()
-        for i in thread_question_indices(pairs):
+        for i in thread_question_indices(pairs, [turn.to_docent for turn in q.history]):
             if pairs[i][0] == "user":  # the asker's own: screened when it was asked
                 continue
             verdict = self.detector.detect(pairs[i][1])

@@ -159,13 +159,15 @@ def turns_of(messages: Iterable[discord.Message], *, asker_id: int, bot_id: int,
             asked = m.interaction_metadata.user if m.interaction_metadata is not None else None
             title = next((e.title for e in m.embeds if e.title), None)
             if asked is not None and title:  # an interaction's answer: its title is the question asked
-                turns.append(PriorTurn("user" if asked.id == asker_id else _quoted_author(asked), title))
+                turns.append(PriorTurn("user" if asked.id == asker_id else _quoted_author(asked), title,
+                                       to_docent=True))
             turns.append(PriorTurn("assistant", answer, is_bot=True))
         else:
             text = _without_mentions_of(m.content or "", bot_id)
             if text:  # without the message-content intent other people's messages arrive blank
                 author = "user" if m.author.id == asker_id and not m.author.bot else _quoted_author(m.author)
-                turns.append(PriorTurn(author, text))
+                mentioned = any(f"<@{form}{bot_id}>" in (m.content or "") for form in ("", "!"))
+                turns.append(PriorTurn(author, text, to_docent=mentioned))
     return tuple(turns)
 
 

@@ -360,7 +360,11 @@ class SlackConnector:
                 author = "user"
             else:
                 author = _quoted_author(message)
-            turns.append(PriorTurn(author=author, text=self._strip_mention(team, text, None), is_bot=docent))
+            stripped = self._strip_mention(team, text, None)
+            # A message that @mentioned docent was put to it: it is the one docent's next reply
+            # answered, even when someone else spoke in between (followups.thread_question_indices).
+            turns.append(PriorTurn(author=author, text=stripped, is_bot=docent,
+                                   to_docent=not docent and stripped != text.strip()))
         limit = max(0, self.settings.slack_thread_history)
         return tuple(turns[-limit:]) if limit else ()
 

@@ -178,7 +178,7 @@ async def test_ask_in_the_thread_carries_the_thread_so_far(bot, asked):
                      ("GET", f"/channels/{CHANNEL}/messages/{thread_id}", {})]
     follow_up = asked[-1]
     assert (follow_up.thread, follow_up.channel) == (thread_id, str(CHANNEL))  # the parent's scope
-    assert follow_up.history == (PriorTurn("user", QUESTION), PriorTurn("assistant", first_answer, is_bot=True))
+    assert follow_up.history == (PriorTurn("user", QUESTION, to_docent=True), PriorTurn("assistant", first_answer, is_bot=True))
 
     # Someone else asking next: the first asker's questions are quoted, never theirs.
     other = bot.dispatch(ask("Who approves annual leave?", channel_id=int(thread_id), thread_parent=CHANNEL,
@@ -208,7 +208,7 @@ async def test_follow_up_messages_in_docents_thread_are_answered_only_when_enabl
             assert "five days" in reply.json["embeds"][0]["description"]
             assert str(reply.json["message_reference"]["channel_id"]) == thread_id
             assert reply.json["allowed_mentions"] == {"parse": [], "replied_user": False}
-            assert asked[-1].history == (PriorTurn("user", QUESTION),
+            assert asked[-1].history == (PriorTurn("user", QUESTION, to_docent=True),
                                          PriorTurn("assistant", message["embeds"][0]["description"], is_bot=True))
         finally:
             await bot.close()

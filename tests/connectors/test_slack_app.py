@@ -489,6 +489,49 @@ def test_only_docents_own_thread_messages_reach_the_model_as_its_turns(settings,
     assert all("forty" not in text for role, text in turns[:-1])
 
 
+def test_a_follow_up_leans_on_the_message_that_mentioned_docent_not_on_chatter_before_its_reply(settings, slack):
+    """People keep talking while docent writes: Ana @mentions docent, Ben chats, then docent's
+    reply lands. The asker's follow-up is searched with Ana's question (it was put to docent),
+    not with Ben's message that happens to sit right before the reply."""
+    from knowledge.followups import thread_questions
+
+    docent = Docent.from_settings(settings, chat_model=FakeChatModel(reply="Yes, with a receipt [1]."))
+    parent, question_ts = "1700002400.000100", "1700002400.000900"
+    question = "same for contractors?"
+    thread = [
+        {"type": "message", "user": "U0ANA", "user_profile": {"display_name": "ana"}, "ts": parent,
+         "text": f"<@{BOT_USER_ID}> can i expense uber rides on official travel"},
+        {"type": "message", "user": "U0BEN", "user_profile": {"display_name": "ben"},
+         "ts": "1700002400.000200", "text": "lol i always just walk"},
+        {"type": "message", "user": BOT_USER_ID, "bot_id": BOT_ID, "ts": "1700002400.000300",
+         "text": "Uber rides on official travel are reimbursed with a receipt [1]."},
+        {"type": "message", "user": "U0ASKER", "ts": question_ts, "text": f"<@{BOT_USER_ID}> {question}"},
+    ]
+    for m in thread:
+        slack.state.threads.setdefault("C0GENERAL", {}).setdefault(parent, []).append({**m, "thread_ts": parent})
+    seen: list = []
+    answer = docent.engine.answer
+
+    def recording(question, retriever, **kw):
+        seen.append(kw.get("history", ()))
+        return answer(question, retriever, **kw)
+
+    docent.engine.answer = recording
+    try:
+        _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
+        with serve(docent, settings, slack) as bot:
+            bot.send(mention_event(question, ts=question_ts, thread_ts=parent))
+            bot.settle()
+    finally:
+        docent.close()
+    (history,) = seen
+    assert [(t.text, t.to_docent) for t in history if not t.is_bot] == [
+        ("can i expense uber rides on official travel", True), ("lol i always just walk", False)]
+    pairs = [(t.role, t.text) for t in history]
+    assert thread_questions(pairs, [t.to_docent for t in history]) == ["can i expense uber rides on official travel"]
+    assert thread_questions(pairs) == ["lol i always just walk"]  # what the reply's position alone would say
+
+
 def test_rate_limited_progress_edit_never_delays_the_answer(settings, slack):
     """A 429 on a streaming chat.update is not waited out: the edit is dropped, no edit follows
     before Retry-After, and the final answer (retrying client) arrives as soon as it's ready."""

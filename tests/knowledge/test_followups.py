@@ -105,6 +105,19 @@ def test_the_questions_of_a_thread_are_the_askers_and_those_docent_answered():
     assert thread_questions([("assistant", "hello"), ("Ana", "question nobody answered")]) == []
 
 
+def test_a_reply_answers_the_message_put_to_docent_even_with_chatter_before_it():
+    history = [("Ana", "how do i expense a taxi from the airport"), ("Ben", "lol same question"),
+               ("assistant", "According to …"), ("Cy", "@docent is parking covered too"), ("Dee", "brb"),
+               ("assistant", "…"), ("Eve", "thanks")]
+    marked = [True, False, False, True, False, False, False]
+    # Each reply answers the latest message put to docent since its previous reply.
+    assert thread_questions(history, marked) == ["how do i expense a taxi from the airport", "@docent is parking covered too"]
+    # Unmarked (a connector that can't tell), a reply answers the message right before it.
+    assert thread_questions(history) == ["lol same question", "brb"]
+    # The asker's own messages are questions either way; a marked one nobody answered yet is not.
+    assert thread_questions([("user", "and the parking?"), ("Fay", "@docent hello?")], [False, True]) == ["and the parking?"]
+
+
 def test_a_follow_up_on_another_persons_question_is_searched_with_that_question():
     retriever = RecordingRetriever(hits=[_hit("Uber rides on official travel are reimbursed with a receipt.")], queries=[])
     chain = build_answer_chain(retriever, ExtractiveChatModel(), gate=lambda question, hits: False)
@@ -116,6 +129,11 @@ def test_a_follow_up_on_another_persons_question_is_searched_with_that_question(
     unanswered = (("Ana", "can i expense uber rides on official travel"),)
     chain.invoke(AnswerRequest("same for contractors?", unanswered))
     assert retriever.queries[-1] == "same for contractors?"
+    # Ben spoke while docent wrote; Ana's message is the one put to docent (it @mentioned it).
+    interleaved = (("Ana", "can i expense uber rides on official travel"), ("Ben", "we should ask finance about parking"),
+                   ("assistant", "According to …"))
+    chain.invoke(AnswerRequest("same for contractors?", interleaved, to_docent=(True, False, False)))
+    assert retriever.queries[-1] == "can i expense uber rides on official travel same for contractors?"
 
 
 SOURCES = [
