@@ -160,8 +160,11 @@ class Docent:
         """The answerability decision for questions searched with `retriever`: the passages, and
         how much closer another channel's documents come to the question (read only when the
         score uses it)."""
+        looks = self.settings.answerability_other_channels
+
         def judge(query: str, hits: Sequence[Hit]) -> Answerability:
-            return self.answerability.score(query, hits, elsewhere=lambda: retriever.best_elsewhere(query))
+            elsewhere = (lambda: retriever.best_elsewhere(query)) if looks else None
+            return self.answerability.score(query, hits, elsewhere=elsewhere)
         return judge
 
     async def aask(self, q: Question, *, on_delta: Callable[[str], None] | None = None) -> Answer:

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         description="Answerability score below this → 'the documents don't answer this' before any model call; "
         "default: the threshold calibrated with the shipped weights (knowledge/data/answerability_lr.json).",
     )
+    answerability_other_channels: bool = Field(
+        True,
+        description="The answerability score weighs how much closer a document linked to another channel of the "
+        "workspace comes to the question (only a cosine; nothing of that document reaches the asker). Off: channels "
+        "never influence each other's answers.",
+    )
     relevance_threshold: float = Field(
         0.40,
         description="Best dense cosine below this → 'the documents don't answer this' (calibrated on eval/handbook_qa.jsonl).",

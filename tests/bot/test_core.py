@@ -95,6 +95,11 @@ def test_a_question_another_channels_document_answers_better_is_an_abstention_he
     assert asked_in_c1.outcome == Outcome.abstained
     assert docent.ask(_q(heron, channel="C2")).outcome == Outcome.answered
     assert docent.ask(_q("How many unused vacation days carry over into the next year?")).outcome == Outcome.answered
+    # An admin who wants channels never to influence each other turns it off: the same C1
+    # question then passes this gate (nothing elsewhere is looked at).
+    docent.settings = docent.settings.model_copy(update={"answerability_other_channels": False})
+    docent.guards.cache.clear_local()
+    assert docent.ask(_q(heron, channel="C1")).outcome == Outcome.answered
 
 
 def test_dm_sees_only_workspace_wide_documents(docent):
