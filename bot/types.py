@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from knowledge.followups import thread_question_indices
 from knowledge.types import Scope
 
 
@@ -25,6 +27,11 @@ class PriorTurn:
         if self.is_bot or self.author == "assistant":
             return "assistant"
         return self.author or "someone"
+
+
+def thread_question_positions(history: Sequence[PriorTurn]) -> list[int]:
+    """Where the thread's questions stand in `history` (`followups.thread_question_indices`)."""
+    return thread_question_indices([(t.role, t.text) for t in history], [t.to_docent for t in history])
 
 
 @dataclass(frozen=True)

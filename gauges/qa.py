@@ -32,8 +32,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from bot.settings import Settings
-from bot.types import Outcome, PriorTurn, Question
-from knowledge.followups import search_text, thread_questions
+from bot.types import Outcome, PriorTurn, Question, thread_question_positions
+from knowledge.followups import search_text
 from knowledge.types import Scope
 
 if TYPE_CHECKING:
@@ -195,7 +195,6 @@ def evaluate_qa(
     history_author: str | None = None,
 ) -> dict:
     """`history_author`: every row's `history` was asked by that person, not by the asker."""
-    from bot.answering import history_pairs
     from bot.guards.normalize import normalize_text
 
     questions = load_questions(questions_path)
@@ -218,9 +217,8 @@ def evaluate_qa(
                                 text=row["question"], history=thread_of(docent, earlier, channel, history_author))
             # As the chain reads it: the thread the guards let through, the question in front.
             screened = docent.guards.screened_history(question)
-            thread = history_pairs(screened)
             text = search_text(normalize_text(row["question"]),
-                               thread_questions(thread, [t.to_docent for t in screened]))
+                               [screened[i].text for i in thread_question_positions(screened)])
             ranked_docs: list[str] = []
             for h in retriever.search(text, k=20):
                 if h.chunk.source not in ranked_docs:

@@ -10,9 +10,9 @@ the best *sentence* of the retrieved passages is to the question (MiniLM), the b
 cosine, how much of the question's salient words the evidence covers (lexically, IDF-weighted),
 whether a sentence near the question holds the kind of value it asks for (`answer_types`),
 whether numbers in the question appear in the evidence, how far the top BM25 score stands above
-the rest, and how much of the question the best single sentence covers, and how much closer the question comes to a document linked to
-another channel of the workspace than to anything the asker may read (`elsewhere_gap`: the answer
-lives where this channel can't see, so here it is unanswerable). `NAMES` lists every
+the rest, how much of the question the best single sentence covers, and how much closer the
+question comes to a document linked to another channel of the workspace than to anything the asker
+may read (`elsewhere_gap`: the answer lives where this channel can't see). `NAMES` lists every
 candidate; the weights file says which ones it uses. The weights are trained offline by
 `python -m gauges.train_answerability` on the dev split of docent's QA sets plus near misses
 made from the same documents (each answerable dev question asked without its gold pages), and
@@ -190,7 +190,7 @@ class CosineScorer:
     def __init__(self, threshold: float = 0.40):
         self.threshold = threshold
 
-    def score(self, question: str, hits: Sequence[Hit], elsewhere: "Elsewhere" = None) -> Answerability:
+    def score(self, question: str, hits: Sequence[Hit], elsewhere: Elsewhere = None) -> Answerability:
         best = max((h.dense_score for h in hits if h.dense_score is not None), default=0.0)
         return Answerability(float(best), self.threshold, {"dense_top": float(best)})
 
@@ -207,7 +207,7 @@ class AnswerabilityScorer:
         self.weights = weights
         self.threshold = weights.threshold if threshold is None else threshold
 
-    def score(self, question: str, hits: Sequence[Hit], elsewhere: "Elsewhere" = None) -> Answerability:
+    def score(self, question: str, hits: Sequence[Hit], elsewhere: Elsewhere = None) -> Answerability:
         """`elsewhere`: see `AnswerabilityFeatures.extract`; a callable is called only when the
         weights use it."""
         if not hits:

@@ -37,22 +37,20 @@ class HybridRetriever(BaseRetriever):
         """Top `k` hits for `query` among chunks this retriever's scope may read."""
         if not query or not query.strip():
             return []
-        cache = self.query_vectors
-
-        def vector():  # called by the store on this thread; its BM25 side runs meanwhile on a worker
-            return cache.vector(self.embedder, query) if cache is not None else self.embedder.embed_array([query])[0]
-
         store: ChunkStore = self.store
-        return store.search(query, vector, self.scope, k or self.k)
+        # The vector is computed by the store on this thread; its BM25 side runs meanwhile on a worker.
+        return store.search(query, lambda: self._query_vector(query), self.scope, k or self.k)
+
+    def _query_vector(self, query: str):
+        cache = self.query_vectors
+        return cache.vector(self.embedder, query) if cache is not None else self.embedder.embed_array([query])[0]
 
     def best_elsewhere(self, query: str) -> float | None:
         """The best cosine of `query` among this workspace's chunks that the scope may not read
         (`ChunkStore.best_elsewhere`); None when every document is visible here."""
         if not query or not query.strip():
             return None
-        cache = self.query_vectors
-        vector = cache.vector(self.embedder, query) if cache is not None else self.embedder.embed_array([query])[0]
-        return self.store.best_elsewhere(vector, self.scope)
+        return self.store.best_elsewhere(self._query_vector(query), self.scope)
 
     def answerable(self, hits: list[Hit]) -> bool:
         """Whether the documents plausibly answer: the closest chunk's cosine reaches the threshold.

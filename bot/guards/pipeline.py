@@ -33,8 +33,7 @@ from bot.guards.cache import ResponseCache, cache_key
 from bot.guards.injection import BLOCKING_LEVEL, CLEAN, Verdict, default_detector
 from bot.guards.normalize import normalize_text
 from bot.guards.ratelimit import RateLimiter
-from bot.types import Answer, InjectionBlocked, Outcome, PriorTurn, Question, Usage
-from knowledge.followups import thread_question_indices
+from bot.types import Answer, InjectionBlocked, Outcome, PriorTurn, Question, Usage, thread_question_positions
 from knowledge.types import Scope
 
 log = logging.getLogger(__name__)
@@ -265,12 +264,11 @@ class GuardPipeline:
         the ones that can steer the search are scanned."""
         if self.injection_action != "block":
             return q.history
-        pairs = [(turn.role, turn.text) for turn in q.history]
         blocked = set()
-        for i in thread_question_indices(pairs, [turn.to_docent for turn in q.history]):
-            if pairs[i][0] == "user":  # the asker's own: screened when it was asked
+        for i in thread_question_positions(q.history):
+            if q.history[i].role == "user":  # the asker's own: screened when it was asked
                 continue
-            verdict = self.detector.detect(pairs[i][1])
+            verdict = self.detector.detect(q.history[i].text)
             if verdict.level >= BLOCKING_LEVEL:
                 log.warning("thread message left out request=%s level=%s reasons=%s",
                             q.request_id, verdict.level.name, ",".join(verdict.reasons))

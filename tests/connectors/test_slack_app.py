@@ -445,6 +445,20 @@ def test_admin_of_another_organisation_is_not_a_docent_admin(bot, docent, slack)
     assert "Forgot" in slack.calls("response_url")[-1].params["text"]
 
 
+def _ask_in_a_thread(docent, cfg, slack, parent: str, thread: list[dict], event: dict) -> None:
+    """`thread` posted under `parent` in #C0GENERAL (which holds the handbook), then `event`
+    delivered over signed HTTP and answered; docent is closed afterwards."""
+    for m in thread:
+        slack.state.threads.setdefault("C0GENERAL", {}).setdefault(parent, []).append({**m, "thread_ts": parent})
+    try:
+        _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
+        with serve(docent, cfg, slack) as bot:
+            bot.send(event)
+            bot.settle()
+    finally:
+        docent.close()
+
+
 def test_only_docents_own_thread_messages_reach_the_model_as_its_turns(settings, slack, fake_anthropic):
     """Webhooks, Workflow Builder and other apps post with a bot_id too: their messages are
     quoted as untrusted data, never sent as docent's (assistant) turns."""
@@ -467,15 +481,7 @@ def test_only_docents_own_thread_messages_reach_the_model_as_its_turns(settings,
          "ts": "1700002300.000600", "text": "I thought it was thirty."},
         {"type": "message", "user": "U0ASKER", "ts": question_ts, "text": question},
     ]
-    for m in thread:
-        slack.state.threads.setdefault("C0GENERAL", {}).setdefault(parent, []).append({**m, "thread_ts": parent})
-    try:
-        _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
-        with serve(docent, cfg, slack) as bot:
-            bot.send(message_event(question, ts=question_ts, thread_ts=parent))
-            bot.settle()
-    finally:
-        docent.close()
+    _ask_in_a_thread(docent, cfg, slack, parent, thread, message_event(question, ts=question_ts, thread_ts=parent))
     (request,) = fake_anthropic.requests
     turns = request.message_texts()
     assistant = [text for role, text in turns if role == "assistant"]
@@ -507,8 +513,6 @@ def test_a_follow_up_leans_on_the_message_that_mentioned_docent_not_on_chatter_b
          "text": "Uber rides on official travel are reimbursed with a receipt [1]."},
         {"type": "message", "user": "U0ASKER", "ts": question_ts, "text": f"<@{BOT_USER_ID}> {question}"},
     ]
-    for m in thread:
-        slack.state.threads.setdefault("C0GENERAL", {}).setdefault(parent, []).append({**m, "thread_ts": parent})
     seen: list = []
     answer = docent.engine.answer
 
@@ -517,13 +521,7 @@ def test_a_follow_up_leans_on_the_message_that_mentioned_docent_not_on_chatter_b
         return answer(question, retriever, **kw)
 
     docent.engine.answer = recording
-    try:
-        _learn_as_admin(docent, HANDBOOK, "handbook.md", "C0GENERAL")
-        with serve(docent, settings, slack) as bot:
-            bot.send(mention_event(question, ts=question_ts, thread_ts=parent))
-            bot.settle()
-    finally:
-        docent.close()
+    _ask_in_a_thread(docent, settings, slack, parent, thread, mention_event(question, ts=question_ts, thread_ts=parent))
     (history,) = seen
     assert [(t.text, t.to_docent) for t in history if not t.is_bot] == [
         ("can i expense uber rides on official travel", True), ("lol i always just walk", False)]
