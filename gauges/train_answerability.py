@@ -119,6 +119,7 @@ def collect(sets: list[str], settings) -> list[dict]:
     rows = []
     for spec in sets:
         docs, questions, *links = spec.split(":")
+        corpus = Path(docs).resolve().as_posix()  # two question files over one corpus share its topics
         with eval_docent(Path(docs), load_links(Path(links[0]) if links else None), settings=settings) as (docent, _):
             extractor = AnswerabilityFeatures(docent.embedder)
             for q in load_questions(Path(questions)):
@@ -127,7 +128,7 @@ def collect(sets: list[str], settings) -> list[dict]:
                 hits = retriever.search(text)
                 # Other channels' documents are the same with or without the gold ones (below).
                 elsewhere = retriever.best_elsewhere(text)
-                rows.append({"set": Path(questions).stem, "id": q["id"], "topic": q.get("topic", ""),
+                rows.append({"set": Path(questions).stem, "corpus": corpus, "id": q["id"], "topic": q.get("topic", ""),
                              "answerable": bool(q["answerable"]),
                              "features": features_of(extractor, text, hits, elsewhere),
                              "made": False})
@@ -136,11 +137,17 @@ def collect(sets: list[str], settings) -> list[dict]:
                     # returns once every gold document is gone is a near miss made from the corpus.
                     gold = set(q["gold"])
                     rest = [h for h in retriever.search(text, k=MADE_DEPTH) if h.chunk.source not in gold]
-                    rows.append({"set": Path(questions).stem, "id": f"{q['id']}~without-gold",
+                    rows.append({"set": Path(questions).stem, "corpus": corpus, "id": f"{q['id']}~without-gold",
                                  "topic": q.get("topic", ""), "answerable": False, "made": True,
                                  "features": features_of(extractor, text, rest[: retriever.k], elsewhere)})
         print(f"{spec}: {sum(1 for r in rows if r['set'] == Path(questions).stem)} questions", file=sys.stderr)
     return rows
+
+
+def topic_groups(rows: list[dict]) -> list[str]:
+    """The out-of-fold groups: one per topic of a corpus, whichever question file asked it (a
+    topic left out is left out of every file; rows saved before `corpus` existed use their set)."""
+    return [f"{r.get('corpus', r['set'])}:{r['topic']}" for r in rows]
 
 
 MADE_SUFFIX = " + near misses made from the corpus"
@@ -150,7 +157,7 @@ def ablation(rows: list[dict]) -> dict[str, dict]:
     """Each candidate feature set, fit with and without the made near misses, scored out of fold
     (leave one topic out) on the written questions only."""
     y = np.array([r["answerable"] for r in rows], dtype=float)
-    groups = [f"{r['set']}:{r['topic']}" for r in rows]
+    groups = topic_groups(rows)
     written = np.array([not r["made"] for r in rows])
     labels = [bool(v) for v in y[written]]
     table = {}
@@ -191,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = collect(args.sets, settings)
         if args.rows:
             args.rows.write_text(json.dumps(rows))
-    if len({(r["set"], r["topic"]) for r in rows}) < 2:
+    if len(set(topic_groups(rows))) < 2:
         parser.error("the questions need at least two topics: every score is out of fold, one topic left out")
     table = ablation(rows)
     chosen = CANDIDATES[args.features]

@@ -8,7 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from gauges.train_answerability import CANDIDATES, MADE_SUFFIX, ablation, collect, fit_logistic, main, prior_shift
+from gauges.train_answerability import (
+    CANDIDATES, MADE_SUFFIX, ablation, collect, fit_logistic, main, prior_shift, topic_groups,
+)
 from tests.gauges.test_qa import corpus  # noqa: F401  (the fixture: two pages, one linked to #hiring)
 
 
@@ -24,6 +26,21 @@ def test_each_answerable_question_is_also_asked_without_its_gold_documents(setti
     # words are no longer covered the way the train page covered them.
     assert made["a1~without-gold"]["features"]["lex_cov1"] < written["a1"]["features"]["lex_cov1"]
     assert made["a1~without-gold"]["topic"] == written["a1"]["topic"]
+
+
+def test_a_topic_asked_by_two_question_files_over_one_corpus_is_left_out_of_both(settings, corpus, tmp_path):  # noqa: F811
+    docs, questions, links = corpus
+    second = tmp_path / "dev2.jsonl"
+    second.write_text(questions.read_text())
+    rows = collect([f"{docs}:{questions}:{links}", f"{docs}:{second}:{links}"], settings)
+    groups = dict(zip((f"{r['set']}/{r['id']}" for r in rows), topic_groups(rows)))
+    first_set, second_set = questions.stem, second.stem
+    # The same question's topic in either file is one fold: a model scoring it never saw that
+    # topic through the other file.
+    assert groups[f"{first_set}/a1"] == groups[f"{second_set}/a1"] == groups[f"{second_set}/a1~without-gold"]
+    assert len(set(groups.values())) == len({r["topic"] for r in rows})
+    # Rows saved before the corpus was recorded keep their set as the group.
+    assert topic_groups([{"set": "old", "topic": "t"}]) == ["old:t"]
 
 
 def test_the_prior_correction_calibrates_scores_to_the_written_questions():
