@@ -3,10 +3,11 @@ files that never share a topic — the split every reported figure rests on."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path, PurePosixPath
 
 import pytest
+
+from gauges.qa import channel_of, load_links, load_questions
 
 QA = Path(__file__).resolve().parents[2] / "eval" / "qa"
 KINDS = {"answerable", "near_miss", "false_premise", "absent_entity", "out_of_scope", "underspecified", "other_channel"}
@@ -14,17 +15,7 @@ SETS = {"handbook": "18f-handbook", "sec10q": "sec-10q/docs"}
 
 
 def _files(corpus: str, split: str) -> list[Path]:
-    return sorted(p for p in QA.glob(f"{corpus}-{split}*.jsonl"))
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _linked_to(name: str, links: dict[str, list[str]]) -> str | None:
-    from gauges.qa import channel_of
-
-    return channel_of(name, links)
+    return sorted(QA.glob(f"{corpus}-{split}*.jsonl"))
 
 
 def _gold_topic(corpus: str, gold: str) -> str:
@@ -39,11 +30,11 @@ def test_every_row_is_well_formed_and_its_gold_pages_exist(corpus, shared_dir):
     docs = shared_dir / "corpora" / SETS[corpus]
     if not docs.is_dir():
         pytest.skip(f"no corpus at {docs}")
-    links = json.loads((QA / f"{corpus}-links.json").read_text())
+    links = load_links(QA / f"{corpus}-links.json")
     ids: set[str] = set()
     for path in _files(corpus, "dev") + _files(corpus, "test"):
         split = "dev" if "-dev" in path.stem else "test"
-        for row in _rows(path):
+        for row in load_questions(path):
             where = f"{path.name}:{row.get('id')}"
             assert row["id"] not in ids, f"{where}: id used twice"
             ids.add(row["id"])
@@ -52,9 +43,9 @@ def test_every_row_is_well_formed_and_its_gold_pages_exist(corpus, shared_dir):
             assert all((docs / g).is_file() for g in row["gold"]), f"{where}: a gold page is missing"
             if not row["answerable"]:
                 assert row["note"].strip(), f"{where}: an unanswerable row says why"
-            linked = {g for g in row["gold"] if _linked_to(g, links)}
+            linked = {g for g in row["gold"] if channel_of(g, links)}
             if linked:  # an answerable question about a linked document is asked in its channel
-                assert {_linked_to(g, links) for g in linked} == {row["channel"]}, where
+                assert {channel_of(g, links) for g in linked} == {row["channel"]}, where
             if row["kind"] == "other_channel":  # ...and one it alone answers, from elsewhere
                 assert row["channel"] not in links, where
 
@@ -66,7 +57,7 @@ def test_dev_and_test_files_never_share_a_topic(corpus):
     topics: dict[str, set[str]] = {"dev": set(), "test": set()}
     for split in topics:
         for path in _files(corpus, split):
-            for row in _rows(path):
+            for row in load_questions(path):
                 topics[split].add(row["topic"])
                 if row["gold"]:
                     assert row["topic"] in {_gold_topic(corpus, g) for g in row["gold"]}, f"{path.name}:{row['id']}"
