@@ -40,6 +40,7 @@ from knowledge.answerability import Answerability, make_scorer
 from knowledge.chain import Prompt
 from knowledge.ingest import KnowledgeBase
 from knowledge.loaders import PdfLimits
+from knowledge.rerank import SentenceReranker
 from knowledge.retriever import HybridRetriever
 from knowledge.stores import open_store
 from knowledge.types import EmbeddedChunks, Hit, Scope
@@ -77,6 +78,7 @@ class Docent:
         self.guards = guards
         self.admin = admin
         self.embedder = embedder
+        self.reranker = SentenceReranker(embedder, depth=settings.rerank_depth, weight=settings.rerank_weight)
         self.answerability = make_scorer(
             embedder, threshold=settings.answerability_threshold, fallback_threshold=settings.relevance_threshold
         )
@@ -154,17 +156,18 @@ class Docent:
             scope=scope,
             k=self.settings.top_k,
             relevance_threshold=self.settings.relevance_threshold,
+            reranker=self.reranker,
         )
 
     def gate(self, retriever: HybridRetriever) -> Callable[[str, Sequence[Hit]], Answerability]:
-        """The answerability decision for questions searched with `retriever`: the passages, and
-        how much closer another channel's documents come to the question (read only when the
-        score uses it)."""
+        """The answerability decision for questions searched with `retriever`: the passages in
+        the store's order (`HybridRetriever.gate_hits`, before any reranking), and how much
+        closer another channel's documents come to the question (read only when the score uses it)."""
         looks = self.settings.answerability_other_channels
 
         def judge(query: str, hits: Sequence[Hit]) -> Answerability:
             elsewhere = (lambda: retriever.best_elsewhere(query)) if looks else None
-            return self.answerability.score(query, hits, elsewhere=elsewhere)
+            return self.answerability.score(query, retriever.gate_hits(query, list(hits)), elsewhere=elsewhere)
         return judge
 
     async def aask(self, q: Question, *, on_delta: Callable[[str], None] | None = None) -> Answer:

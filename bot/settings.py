@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     chunk_tokens: int = 256  # all-MiniLM-L6-v2 reads at most 256 word pieces
     chunk_overlap_tokens: int = 40
     top_k: int = 5
+    rerank_depth: int = Field(
+        10, ge=0,
+        description="The best this many hybrid candidates are reordered by their best sentence's cosine to the "
+        "question (knowledge/rerank.py); 0 or 1: off.",
+    )
+    rerank_weight: float = Field(
+        0.10, ge=0.0, le=1.0,
+        description="The best sentence's share of a reranked candidate's score (the rest is the hybrid score).",
+    )
     answerability_threshold: float | None = Field(
         None,
         description="Answerability score below this → 'the documents don't answer this' before any model call; "

@@ -62,6 +62,7 @@ def run_bench(
         store_p50: dict[str, float] = {}
         store_p95: dict[str, float] = {}
         embed_lat: list[float] = []
+        rerank_lat: list[float] = []
         cache_hits = 0
         for size in sizes:
             measured = measure_query_latency(
@@ -75,6 +76,7 @@ def run_bench(
             store_p50[str(size)] = round(statistics.median(store_lat), 2)
             store_p95[str(size)] = round(float(np.percentile(store_lat, 95)), 2)
             embed_lat += embed_only
+            rerank_lat += list(measured.rerank)
         # The path users run: the whole `docent ingest DIR` process, document scan included.
         folder = measure_folder_ingest(corpus_dir, work_dir=run_dir) if corpus_dir else {}
     finally:
@@ -91,6 +93,10 @@ def run_bench(
         # One query's embedding alone (same queries, same run): the model's share of a query.
         "query_embed_p50_ms": round(statistics.median(embed_lat), 2) if embed_lat else None,
         "query_embed_p95_ms": round(float(np.percentile(embed_lat, 95)), 2) if embed_lat else None,
+        # The answer path's next stage after retrieval: the best candidates reordered by their
+        # best sentence (each embedded; the generated chunks are one long "sentence" each).
+        "rerank_p50_ms": round(statistics.median(rerank_lat), 2) if rerank_lat else None,
+        "rerank_p95_ms": round(float(np.percentile(rerank_lat, 95)), 2) if rerank_lat else None,
         # Timed queries the query-vector cache answered: 0 means every figure above paid the model.
         "query_cache_hits": cache_hits,
         "embedding_backend": getattr(embedder, "backend", "") or None,
@@ -299,13 +305,17 @@ def build_synthetic_store(size: int, store_dir: Path, *, dim: int = 384, seed: i
 def measure_query_latency(size: int, *, embedder, store_dir: Path, queries: int = 200, seed: int = 11,
                           on_progress: ProgressFn | None = None) -> QueryLatency:
     """Milliseconds per scoped hybrid retrieval (query embedding included) at `size` chunks,
-    per store search alone and per query embedding alone, for the same queries."""
-    from knowledge.query_vectors import QueryVectorCache, normalized_query
+    per store search alone, per query embedding alone, and per sentence rerank of the best
+    candidates (the answer path's next stage), for the same queries."""
+    from knowledge.fusion import candidate_limit
+    from knowledge.query_vectors import SENTENCE_CACHE_SIZE, QueryVectorCache, normalized_query
+    from knowledge.rerank import SentenceReranker
     from knowledge.retriever import HybridRetriever
 
     store, vocab = build_synthetic_store(size, store_dir, on_progress=on_progress)
     rng = random.Random(seed)
     cache = QueryVectorCache()  # the user path's cache, fresh; no generated query repeats (below)
+    reranker = SentenceReranker(embedder, sentence_vectors=QueryVectorCache(SENTENCE_CACHE_SIZE))
     seen: set[str] = set()
 
     def fresh_query(words: Callable[[], str]) -> str:
@@ -328,6 +338,7 @@ def measure_query_latency(size: int, *, embedder, store_dir: Path, queries: int 
         latencies: list[float] = []
         store_latencies: list[float] = []
         embed_latencies: list[float] = []
+        rerank_latencies: list[float] = []
         for i in range(queries):
             retriever = rng.choice(retrievers)
             query = fresh_query(lambda: _zipf_text(rng, vocab, rng.randint(3, 8)))
@@ -342,11 +353,16 @@ def measure_query_latency(size: int, *, embedder, store_dir: Path, queries: int 
             started = time.perf_counter()
             store.search(query, vector, retriever.scope, retriever.k)
             store_latencies.append((time.perf_counter() - started) * 1000)
+            candidates = store.search(query, vector, retriever.scope, reranker.depth,
+                                      candidates=candidate_limit(retriever.k))  # as the retriever asks
+            started = time.perf_counter()
+            reranker.rerank(vector, candidates)
+            rerank_latencies.append((time.perf_counter() - started) * 1000)
             if on_progress and ((i + 1) % 50 == 0 or i + 1 == queries):
                 on_progress(f"query:{size}", i + 1, queries)
     finally:
         store.close()
-    return QueryLatency(latencies, store_latencies, embed_latencies, cache.hits)
+    return QueryLatency(latencies, store_latencies, embed_latencies, cache.hits, rerank_latencies)
 
 
 @dataclass(frozen=True)
@@ -357,6 +373,7 @@ class QueryLatency:
     store: list[float]
     embed: list[float]
     cache_hits: int  # queries the query-vector cache answered (the generated ones don't repeat)
+    rerank: list[float] = ()  # the sentence rerank of the best candidates, vector given
 
     def __iter__(self):  # unpacks as (hybrid, store, embed)
         return iter((self.hybrid, self.store, self.embed))

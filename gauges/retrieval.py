@@ -176,11 +176,14 @@ def evaluate_beir(
     k: int = 10,
     on_progress: ProgressFn | None = None,
     fusion=None,
+    reranker=None,
 ) -> dict:
-    """nDCG@k, recall@k and MRR@k of the user-facing hybrid retrieval on a BEIR data set."""
+    """nDCG@k, recall@k and MRR@k of the user-facing hybrid retrieval on a BEIR data set
+    (`reranker`: a `knowledge.rerank.SentenceReranker` reorders each search's best candidates,
+    as the answer path's retriever does)."""
     return evaluate_beir_configs(
         beir_dir, embedder=embedder, work_dir=work_dir, k=k, on_progress=on_progress,
-        configs={"hybrid": fusion} if fusion is not None else None,
+        configs={"hybrid": fusion} if fusion is not None else None, reranker=reranker,
     )["hybrid"]
 
 
@@ -192,6 +195,7 @@ def evaluate_beir_configs(
     k: int = 10,
     on_progress: ProgressFn | None = None,
     configs: dict | None = None,
+    reranker=None,
 ) -> dict[str, dict]:
     """Like `evaluate_beir` for several fusion settings over one index (for tuning/reporting)."""
     import shutil
@@ -243,6 +247,8 @@ def evaluate_beir_configs(
             ndcg, recall, mrr = [], [], []
             for i, (qid, qtext) in enumerate(zip(query_ids, query_texts)):
                 hits = store.search(qtext, query_vectors[i], EVAL_SCOPE, chunk_limit)
+                if reranker is not None:
+                    hits = reranker.rerank(query_vectors[i], hits)
                 ranked: list[str] = []
                 for h in hits:  # a document's score is its best chunk's: first occurrence wins
                     if h.chunk.doc_id not in ranked:

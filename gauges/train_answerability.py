@@ -125,7 +125,7 @@ def collect(sets: list[str], settings) -> list[dict]:
             for q in load_questions(Path(questions)):
                 retriever = docent.retriever(Scope(EVAL_WORKSPACE, q.get("channel")))
                 text = normalize_text(q["question"])
-                hits = retriever.search(text)
+                hits = retriever.gate_hits(text, retriever.search(text))  # what the gate reads
                 # Other channels' documents are the same with or without the gold ones (below).
                 elsewhere = retriever.best_elsewhere(text)
                 rows.append({"set": Path(questions).stem, "corpus": corpus, "id": q["id"], "topic": q.get("topic", ""),
@@ -136,7 +136,8 @@ def collect(sets: list[str], settings) -> list[dict]:
                     # The same question over the documents without its answer: what retrieval
                     # returns once every gold document is gone is a near miss made from the corpus.
                     gold = set(q["gold"])
-                    rest = [h for h in retriever.search(text, k=MADE_DEPTH) if h.chunk.source not in gold]
+                    deep = retriever.gate_hits(text, retriever.search(text, k=MADE_DEPTH))
+                    rest = [h for h in deep if h.chunk.source not in gold]
                     rows.append({"set": Path(questions).stem, "corpus": corpus, "id": f"{q['id']}~without-gold",
                                  "topic": q.get("topic", ""), "answerable": False, "made": True,
                                  "features": features_of(extractor, text, rest[: retriever.k], elsewhere)})

@@ -34,14 +34,14 @@ import numpy as np
 
 from knowledge import answer_types
 from knowledge.embeddings import Embedder
-from knowledge.text import content_terms, plain_text, split_sentences
+from knowledge.query_vectors import QUERY_VECTORS, SENTENCE_VECTORS, QueryVectorCache
+from knowledge.text import content_terms, evidence_sentences
 from knowledge.types import Hit
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("data") / "answerability_lr.json"
 EVIDENCE_HITS = 5  # passages whose sentences are read
-SENTENCE_MIN_WORDS = 3
 _NUMBER = re.compile(r"\$?\d[\d,]*(?:\.\d+)?\s?[kKmM%]?")
 
 
@@ -82,24 +82,28 @@ class AnswerabilityFeatures:
         "bm25_top", "bm25_peak", "elsewhere_gap",
     )
 
-    def __init__(self, embedder: Embedder):
+    def __init__(self, embedder: Embedder, *, query_vectors: QueryVectorCache | None = QUERY_VECTORS,
+                 sentence_vectors: QueryVectorCache | None = SENTENCE_VECTORS):
+        """The caches hold the vectors the search and the reranker computed for this question
+        and its passages' sentences (None: embed them here)."""
         self.embedder = embedder
+        self.query_vectors = query_vectors
+        self.sentence_vectors = sentence_vectors
 
     def sentences(self, hits: Sequence[Hit]) -> list[tuple[int, str]]:
-        out = []
-        for rank, hit in enumerate(hits[:EVIDENCE_HITS]):
-            for sentence in split_sentences(plain_text(hit.chunk.text)):
-                if len(sentence.split()) >= SENTENCE_MIN_WORDS:
-                    out.append((rank, sentence))
-        return out
+        return [(rank, sentence) for rank, hit in enumerate(hits[:EVIDENCE_HITS])
+                for sentence in evidence_sentences(hit.chunk.text)]
 
     def extract(self, question: str, hits: Sequence[Hit], elsewhere: float | None = None) -> tuple[dict[str, float], str]:
         """`elsewhere`: the question's best cosine among the workspace's chunks the asker may not
         read (`ChunkStore.best_elsewhere`), None when there are none."""
         hits = list(hits)[:EVIDENCE_HITS]
         sentences = self.sentences(hits)
-        vectors = self.embedder.embed_array([question] + [s for _, s in sentences])
-        q, s_vecs = vectors[0], vectors[1:]
+        texts = [s for _, s in sentences]
+        q = (self.query_vectors.vector(self.embedder, question) if self.query_vectors is not None
+             else self.embedder.embed_array([question])[0])
+        s_vecs = (self.sentence_vectors.vectors(self.embedder, texts) if self.sentence_vectors is not None
+                  else self.embedder.embed_array(texts))
         cosines = (s_vecs @ q).tolist() if len(sentences) else []
         ranked = sorted(zip(cosines, (s for _, s in sentences)), key=lambda x: -x[0])
 

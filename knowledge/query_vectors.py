@@ -1,10 +1,11 @@
-"""A small cache of query embeddings: a question asked again (the same words, in any channel)
-is not embedded again.
+"""Small caches of text embeddings: a question asked again (the same words, in any channel) is
+not embedded again (`QUERY_VECTORS`), nor is a passage's sentence the reranker and the
+answerability score have already read (`SENTENCE_VECTORS`).
 
 Bounded LRU keyed by the embedder's vector space (model and backend) and the query text with
 its whitespace normalised, so two embedders never share an entry. Cached vectors are read-only
-arrays: a caller can't change what the next asker gets. One process-wide cache
-(`QUERY_VECTORS`) serves every retriever; its hit and miss counts are there for the bench.
+arrays: a caller can't change what the next asker gets. One process-wide cache of each kind
+serves every retriever; the hit and miss counts are there for the bench.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import numpy as np
 from knowledge.embeddings import Embedder
 
 DEFAULT_SIZE = 1024
+# Sentences of the passages questions retrieve: a question reads ~100 of them (the reranker's ten
+# passages), and a channel's questions keep coming back to the same pages. 8k × 384 floats ≈ 12 MB.
+SENTENCE_CACHE_SIZE = 8192
 
 
 def normalized_query(text: str) -> str:
@@ -59,6 +63,35 @@ class QueryVectorCache:
                     self._entries.popitem(last=False)
         return vector
 
+    def vectors(self, embedder: Embedder, texts: list[str]) -> np.ndarray:
+        """The embeddings of `texts` (one row each, in order): those not cached are embedded in
+        one batch, each distinct text once."""
+        keys = [(embedder.vector_space, normalized_query(t)) for t in texts]
+        found: dict[tuple[str, str], np.ndarray] = {}
+        with self._lock:
+            for key in keys:
+                cached = self._entries.get(key)
+                if cached is not None:
+                    self._entries.move_to_end(key)
+                    found[key] = cached
+            missing = list(dict.fromkeys(k for k in keys if k not in found))
+            self.hits += len(keys) - len(missing)  # a text repeated in `texts` is embedded once
+            self.misses += len(missing)
+        if missing:
+            fresh = np.array(embedder.embed_array([k[1] for k in missing]), dtype=np.float32)
+            fresh.setflags(write=False)
+            found.update(zip(missing, fresh))
+            if self.size:
+                with self._lock:
+                    for key, vector in zip(missing, fresh):
+                        self._entries[key] = vector
+                        self._entries.move_to_end(key)
+                    while len(self._entries) > self.size:
+                        self._entries.popitem(last=False)
+        if not keys:
+            return np.zeros((0, embedder.dim), dtype=np.float32)
+        return np.stack([found[k] for k in keys])
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -69,3 +102,4 @@ class QueryVectorCache:
 
 
 QUERY_VECTORS = QueryVectorCache()
+SENTENCE_VECTORS = QueryVectorCache(SENTENCE_CACHE_SIZE)

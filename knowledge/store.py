@@ -325,8 +325,12 @@ class ChunkStore:
         exact = self._live(_eq("workspace", scope.workspace), _eq("channel", scope.storage_channel))
         return documents_from_payloads(self._scroll(self._filter(exact), LISTING_FIELDS))
 
-    def search(self, query: str, query_vector: QueryVector, scope: Scope, limit: int = 5) -> list[Hit]:
+    def search(self, query: str, query_vector: QueryVector, scope: Scope, limit: int = 5,
+               candidates: int | None = None) -> list[Hit]:
         """Hybrid (dense + BM25) search restricted to what `scope` may see, best first.
+
+        Each side fetches `candidates` (default `candidate_limit(limit)`) for the fusion; with the
+        same `candidates`, a longer `limit` returns the shorter one's hits first.
 
         `query_vector` is the query's embedding, or a callable that computes it. Given a
         callable, the BM25 side runs on a worker thread while this thread embeds the query: it
@@ -335,7 +339,7 @@ class ChunkStore:
         if limit <= 0:
             return []
         flt = self._filter(scope_filter(scope))
-        n = candidate_limit(limit)
+        n = max(candidates or candidate_limit(limit), limit)
         # Three short steps, each reading only what it needs: the BM25 candidates (while the
         # query is embedded); the dense candidates and the cosines of the BM25 ones in one batch
         # (scored by the store: no vector crosses into Python); the hits that make the cut, read

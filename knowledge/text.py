@@ -85,3 +85,12 @@ def split_sentences(text: str) -> list[str]:
             if sentence:
                 sentences.append(sentence)
     return sentences
+
+
+SENTENCE_MIN_WORDS = 3  # shorter "sentences" are headings, labels and list stubs
+
+
+def evidence_sentences(text: str) -> list[str]:
+    """The sentences of a passage's Markdown that can state a fact: what the reranker and the
+    answerability score read (at least `SENTENCE_MIN_WORDS` words)."""
+    return [s for s in split_sentences(plain_text(text)) if len(s.split()) >= SENTENCE_MIN_WORDS]

@@ -27,21 +27,26 @@ def _embedder(settings):
 @eval_app.command("retrieval")
 def eval_retrieval(
     beir: Path = typer.Option(..., "--beir", exists=True, file_okay=False, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
+    rerank: bool = typer.Option(True, "--rerank/--no-rerank", help="Reorder the best candidates by their best sentence, as answers do (DOCENT_RERANK_DEPTH, DOCENT_RERANK_WEIGHT)."),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """nDCG@10, recall@10 and MRR@10 of the hybrid retriever on a BEIR data set."""
     from gauges.retrieval import evaluate_beir
+    from knowledge.rerank import SentenceReranker
 
     settings = settings_for()
     embedder = _embedder(settings)
+    reranker = SentenceReranker(embedder, depth=settings.rerank_depth, weight=settings.rerank_weight) if rerank else None
     with progress_bar() as progress:
         task = progress.add_task("indexing", total=None)
 
         def on_progress(stage: str, done: int, total: int) -> None:
             progress.update(task, completed=done, total=total, description=stage)
 
-        result = evaluate_beir(beir, embedder=embedder, work_dir=settings.data_dir / "eval", on_progress=on_progress)
-    print_result({"dataset": beir.name, "cores": os.cpu_count(), **result}, as_json)
+        result = evaluate_beir(beir, embedder=embedder, work_dir=settings.data_dir / "eval", on_progress=on_progress,
+                               reranker=reranker)
+    print_result({"dataset": beir.name, "cores": os.cpu_count(),
+                  "rerank": {"depth": reranker.depth, "weight": reranker.weight} if reranker else None, **result}, as_json)
 
 
 @eval_app.command("qa")

@@ -102,6 +102,36 @@ def test_a_question_another_channels_document_answers_better_is_an_abstention_he
     assert docent.ask(_q(heron, channel="C1")).outcome == Outcome.answered
 
 
+def test_the_gate_judges_the_stores_order_and_the_answer_reads_the_reranked_one(docent, monkeypatch):
+    from knowledge.rerank import SentenceReranker
+
+    class Reverse(SentenceReranker):
+        def rerank(self, query_vector, hits):
+            return list(reversed(hits))
+
+    docent.reranker = Reverse(docent.embedder, depth=10, weight=1.0)
+    judged, prompted = [], []
+    score = docent.answerability.score
+    monkeypatch.setattr(docent.answerability, "score",
+                        lambda q, hits, elsewhere=None: judged.append([h.chunk.chunk_index for h in hits]) or score(q, hits, elsewhere=elsewhere))
+    monkeypatch.setattr(docent.engine, "answer", _spy(docent.engine.answer, prompted))
+    question = "how many unused vacation days carry over"
+    docent.ask(_q(question))
+    store = docent.retriever(Scope("T1", "C1")).model_copy(update={"reranker": None})
+    store_order = [h.chunk.chunk_index for h in store.search(question)]
+    assert len(store_order) > 1
+    assert judged == [store_order]
+    assert prompted == [list(reversed(store_order))]
+
+
+def _spy(answer, seen):
+    """`engine.answer`, noting the hits the retriever hands the answer chain."""
+    def spied(text, retriever, **kw):
+        seen.append([h.chunk.chunk_index for h in retriever.search(text)])
+        return answer(text, retriever, **kw)
+    return spied
+
+
 def test_dm_sees_only_workspace_wide_documents(docent):
     dm = docent.ask(_q("How many unused vacation days carry over?", channel=None))
     assert dm.outcome == Outcome.abstained and dm.sources == ()

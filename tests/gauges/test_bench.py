@@ -22,6 +22,7 @@ def test_run_bench_reports_every_figure(tmp_path):
     for size in ("300", "1200"):
         assert 0 < result["query_p50_ms"][size] <= result["query_p95_ms"][size]
     assert 0 < result["query_embed_p50_ms"] <= result["query_embed_p95_ms"]
+    assert 0 < result["rerank_p50_ms"] <= result["rerank_p95_ms"]
     assert result["query_cache_hits"] == 0  # generated queries never repeat: every figure paid the model
     assert (result["embedding_backend"], result["vector_space"]) == (None, "hash")
     assert result["peak_rss_mb"] > 50 and result["cores"] >= 1

@@ -115,3 +115,22 @@ def test_cached_embeddings_are_not_shared_across_backends_of_one_model(tmp_path)
     for backend in ("torch", "onnx-int8", "torch"):
         evaluate_beir(tmp_path / "set", embedder=Backend(backend), work_dir=tmp_path / "work", k=10)
     assert embedded["onnx-int8"] == embedded["torch"] > 0  # int8 embedded its own; torch's 2nd run hit its cache
+
+
+def test_evaluate_beir_reranks_each_search_as_the_answer_path_does(tmp_path):
+    from knowledge.rerank import SentenceReranker
+
+    _tiny_beir(tmp_path / "set")
+
+    class Spy(SentenceReranker):
+        seen: list[int] = []
+
+        def rerank(self, query_vector, hits):
+            Spy.seen.append(len(hits))
+            return super().rerank(query_vector, hits)
+
+    emb = HashEmbeddings()
+    result = evaluate_beir(tmp_path / "set", embedder=emb, work_dir=tmp_path / "work", k=10,
+                           reranker=Spy(emb, depth=10, weight=1.0, sentence_vectors=None))
+    assert len(Spy.seen) == result["n_queries"] == 3 and all(n >= 1 for n in Spy.seen)
+    assert result["ndcg@10"] == 1.0  # the tiny set's answers stay first when ranked by their best sentence

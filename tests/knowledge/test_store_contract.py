@@ -348,3 +348,20 @@ def test_a_newer_version_ranked_below_the_old_ones_is_still_what_a_search_return
     hits = store.search("rule one", qvec("rule one"), scope, 1)
     assert [(h.chunk.content_hash, h.chunk.text) for h in hits] == \
            [("v2", "rule one changed in the newest revision of the policy")]
+
+
+def test_a_longer_search_from_the_same_candidates_starts_with_the_shorter_ones_hits(store):
+    from knowledge.fusion import candidate_limit
+
+    scope = Scope("T1", "C1")
+    words = ["leave", "travel", "expense", "laptop", "badge", "payroll", "vacation", "policy", "office", "remote"]
+    _add(store, scope, "many.md", [" ".join(words[(i * 7 + j) % 10] for j in range(3 + i % 5)) + f" item {i}"
+                                   for i in range(160)])
+    query = "vacation policy for remote office"
+    five = store.search(query, qvec(query), scope, 5)
+    ten = store.search(query, qvec(query), scope, 10, candidates=candidate_limit(5))
+    assert len(ten) == 10
+    assert [h.chunk.chunk_index for h in ten[:5]] == [h.chunk.chunk_index for h in five]
+    assert [h.score for h in ten[:5]] == pytest.approx([h.score for h in five])
+    # Fewer candidates than the limit: the limit is still filled.
+    assert len(store.search(query, qvec(query), scope, 12, candidates=3)) == 12
