@@ -197,7 +197,9 @@ def evaluate_beir_configs(
     configs: dict | None = None,
     reranker=None,
 ) -> dict[str, dict]:
-    """Like `evaluate_beir` for several fusion settings over one index (for tuning/reporting)."""
+    """Like `evaluate_beir` for several fusion settings over one index (for tuning/reporting).
+    A `reranker` blends each setting's fused score with the best sentence's cosine: its weight was
+    chosen for the default fusion's scale (cosine-like), not for RRF's (≈ 0.03)."""
     import shutil
     import tempfile
 

@@ -78,8 +78,11 @@ class QueryVectorCache:
             self.hits += len(keys) - len(missing)  # a text repeated in `texts` is embedded once
             self.misses += len(missing)
         if missing:
-            fresh = np.array(embedder.embed_array([k[1] for k in missing]), dtype=np.float32)
-            fresh.setflags(write=False)
+            batch = np.asarray(embedder.embed_array([k[1] for k in missing]), dtype=np.float32)
+            # One array per row: a cached row that were a view would keep its whole batch alive.
+            fresh = [np.array(row) for row in batch]
+            for row in fresh:
+                row.setflags(write=False)
             found.update(zip(missing, fresh))
             if self.size:
                 with self._lock:

@@ -330,7 +330,9 @@ class ChunkStore:
         """Hybrid (dense + BM25) search restricted to what `scope` may see, best first.
 
         Each side fetches `candidates` (default `candidate_limit(limit)`) for the fusion; with the
-        same `candidates`, a longer `limit` returns the shorter one's hits first.
+        same `candidates`, a longer `limit` returns the shorter one's hits first (but for the rare
+        old version a replace leaves among the first ones, which a longer search may read as
+        superseded and leave out).
 
         `query_vector` is the query's embedding, or a callable that computes it. Given a
         callable, the BM25 side runs on a worker thread while this thread embeds the query: it

@@ -134,3 +134,10 @@ def test_evaluate_beir_reranks_each_search_as_the_answer_path_does(tmp_path):
                            reranker=Spy(emb, depth=10, weight=1.0, sentence_vectors=None))
     assert len(Spy.seen) == result["n_queries"] == 3 and all(n >= 1 for n in Spy.seen)
     assert result["ndcg@10"] == 1.0  # the tiny set's answers stay first when ranked by their best sentence
+
+    class Last(SentenceReranker):  # puts the best hit last: the figures must show the reranked order
+        def rerank(self, query_vector, hits):
+            return hits[1:] + hits[:1]
+
+    worse = evaluate_beir(tmp_path / "set", embedder=emb, work_dir=tmp_path / "work", k=10, reranker=Last(emb))
+    assert worse["mrr@10"] < 1.0 and worse["ndcg@10"] < result["ndcg@10"]

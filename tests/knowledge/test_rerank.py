@@ -101,6 +101,28 @@ def test_search_reranks_and_gives_the_same_first_hits_whatever_k(store):
     assert {h.chunk.chunk_index for h in reranked.search(QUESTION, k=10)} == ten
 
 
+
+def test_by_sentence_alone_the_order_is_the_best_sentences_not_the_stores(tmp_path):
+    # Stored vectors unrelated to the sentences' (random): the store's order is not the sentences'.
+    embedder = HashEmbeddings()
+    store = EdgeChunkStore(tmp_path / "edge")
+    texts = [OVERVIEW, FACT] + [f"Filler page {i} about boston parking and office plants number {i}." for i in range(14)]
+    chunks = make_chunks(SCOPE, "travel.md", texts)
+    rng = np.random.default_rng(0)
+    random_vectors = rng.normal(size=(len(chunks), embedder.dim)).astype(np.float32)
+    store.add(chunks, random_vectors / np.linalg.norm(random_vectors, axis=1, keepdims=True))
+    plain = HybridRetriever(store=store, embedder=embedder, scope=SCOPE)
+    by_sentence = HybridRetriever(store=store, embedder=embedder, scope=SCOPE,
+                                  reranker=SentenceReranker(embedder, weight=1.0, sentence_vectors=None))
+    store_ten = plain.search(QUESTION, k=10)
+    best = SentenceReranker(embedder).best_sentence_cosines(embedder.embed_array([QUESTION])[0], store_ten)
+    expected = [store_ten[i].chunk.chunk_index for i in sorted(range(10), key=lambda i: (-best[i], i))]
+    got = [h.chunk.chunk_index for h in by_sentence.search(QUESTION, k=10)]
+    assert got == expected
+    assert got != [h.chunk.chunk_index for h in store_ten]
+    store.close()
+
+
 def test_the_gate_reads_the_sentence_vectors_the_reranker_computed(store):
     embedder = CountingEmbedder()
     queries, sentences = QueryVectorCache(16), QueryVectorCache(256)
@@ -127,6 +149,8 @@ def test_the_vector_cache_embeds_each_missing_text_once_in_one_batch():
     np.testing.assert_allclose(again[0], first[1])
     assert cache.vectors(embedder, []).shape == (0, embedder.dim)
     assert (cache.hits, cache.misses) == (2, 3)
+    # Each cached row is its own read-only array, not a view that keeps its whole batch alive.
+    assert all(v.base is None and not v.flags.writeable for v in cache._entries.values())
 
 
 def test_the_gate_reads_the_stores_order_of_the_same_query_not_the_reranked_one(store):
