@@ -167,7 +167,7 @@ class Docent:
 
         def judge(query: str, hits: Sequence[Hit]) -> Answerability:
             elsewhere = (lambda: retriever.best_elsewhere(query)) if looks else None
-            return self.answerability.score(query, retriever.gate_hits(query, list(hits)), elsewhere=elsewhere)
+            return self.answerability.score(query, retriever.gate_hits(query, hits), elsewhere=elsewhere)
         return judge
 
     async def aask(self, q: Question, *, on_delta: Callable[[str], None] | None = None) -> Answer:

@@ -34,7 +34,7 @@ import numpy as np
 
 from knowledge import answer_types
 from knowledge.embeddings import Embedder
-from knowledge.query_vectors import QUERY_VECTORS, SENTENCE_VECTORS, QueryVectorCache
+from knowledge.query_vectors import QUERY_VECTORS, SENTENCE_VECTORS, QueryVectorCache, embed_through
 from knowledge.text import content_terms, evidence_sentences
 from knowledge.types import Hit
 
@@ -100,11 +100,8 @@ class AnswerabilityFeatures:
         hits = list(hits)[:EVIDENCE_HITS]
         sentences = self.sentences(hits)
         texts = [s for _, s in sentences]
-        q = (self.query_vectors.vector(self.embedder, question) if self.query_vectors is not None
-             else self.embedder.embed_array([question])[0])
-        s_vecs = (self.sentence_vectors.vectors(self.embedder, texts) if self.sentence_vectors is not None
-                  else self.embedder.embed_array(texts))
-        cosines = (s_vecs @ q).tolist() if len(sentences) else []
+        q = embed_through(self.query_vectors, self.embedder, [question])[0]
+        cosines = (embed_through(self.sentence_vectors, self.embedder, texts) @ q).tolist()
         ranked = sorted(zip(cosines, (s for _, s in sentences)), key=lambda x: -x[0])
 
         f: dict[str, float] = {}

@@ -55,17 +55,14 @@ class QueryVectorCache:
         # asker waits for another's model call.
         vector = np.array(embedder.embed_array([key[1]])[0], dtype=np.float32)
         vector.setflags(write=False)
-        if self.size:
-            with self._lock:
-                self._entries[key] = vector
-                self._entries.move_to_end(key)
-                while len(self._entries) > self.size:
-                    self._entries.popitem(last=False)
+        self._remember([(key, vector)])
         return vector
 
     def vectors(self, embedder: Embedder, texts: list[str]) -> np.ndarray:
         """The embeddings of `texts` (one row each, in order): those not cached are embedded in
         one batch, each distinct text once."""
+        if not texts:
+            return np.zeros((0, embedder.dim), dtype=np.float32)
         keys = [(embedder.vector_space, normalized_query(t)) for t in texts]
         found: dict[tuple[str, str], np.ndarray] = {}
         with self._lock:
@@ -84,16 +81,19 @@ class QueryVectorCache:
             for row in fresh:
                 row.setflags(write=False)
             found.update(zip(missing, fresh))
-            if self.size:
-                with self._lock:
-                    for key, vector in zip(missing, fresh):
-                        self._entries[key] = vector
-                        self._entries.move_to_end(key)
-                    while len(self._entries) > self.size:
-                        self._entries.popitem(last=False)
-        if not keys:
-            return np.zeros((0, embedder.dim), dtype=np.float32)
+            self._remember(list(zip(missing, fresh)))
         return np.stack([found[k] for k in keys])
+
+    def _remember(self, entries: list[tuple[tuple[str, str], np.ndarray]]) -> None:
+        """Cache fresh (key, read-only vector) pairs, evicting the least recently used."""
+        if not self.size:
+            return
+        with self._lock:
+            for key, vector in entries:
+                self._entries[key] = vector
+                self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -102,6 +102,11 @@ class QueryVectorCache:
         with self._lock:
             self._entries.clear()
             self.hits = self.misses = 0
+
+
+def embed_through(cache: QueryVectorCache | None, embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """`texts` embedded by `embedder`, through `cache` when there is one (`(0, dim)` for none)."""
+    return cache.vectors(embedder, texts) if cache is not None else embedder.embed_array(texts)
 
 
 QUERY_VECTORS = QueryVectorCache()

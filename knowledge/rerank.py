@@ -29,7 +29,7 @@ from dataclasses import replace
 import numpy as np
 
 from knowledge.embeddings import Embedder
-from knowledge.query_vectors import SENTENCE_VECTORS, QueryVectorCache
+from knowledge.query_vectors import SENTENCE_VECTORS, QueryVectorCache, embed_through
 from knowledge.text import evidence_sentences
 from knowledge.types import Hit
 
@@ -60,11 +60,8 @@ class SentenceReranker:
         full sentence — a table cell, a heading — scores its chunk's cosine)."""
         per_hit = [evidence_sentences(h.chunk.text) for h in hits]
         flat = [s for sentences in per_hit for s in sentences]
-        if self.sentence_vectors is not None:
-            vectors = self.sentence_vectors.vectors(self.embedder, flat)
-        else:
-            vectors = self.embedder.embed_array(flat)
-        cosines = vectors @ np.asarray(query_vector, dtype=np.float32).reshape(-1) if flat else np.zeros(0)
+        vectors = embed_through(self.sentence_vectors, self.embedder, flat)
+        cosines = vectors @ np.asarray(query_vector, dtype=np.float32).reshape(-1)
         out, start = [], 0
         for hit, sentences in zip(hits, per_hit):
             end = start + len(sentences)

@@ -12,6 +12,7 @@ against 0.819 with its weights refit). Answers and citations use the reranked pa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -68,7 +69,7 @@ class HybridRetriever(BaseRetriever):
             return hits
         return reranker.rerank(vector[-1] if vector else self._query_vector(query), hits)[:k]
 
-    def gate_hits(self, query: str, hits: list[Hit]) -> list[Hit]:
+    def gate_hits(self, query: str, hits: Sequence[Hit]) -> list[Hit]:
         """The passages the answerability score reads for `query`: the store's hybrid top k from
         this retriever's last search when it was for `query`, else `hits` as given."""
         if self._store_order is not None and self._store_order[0] == query:

@@ -125,10 +125,11 @@ def test_the_gate_judges_the_stores_order_and_the_answer_reads_the_reranked_one(
 
 
 def _spy(answer, seen):
-    """`engine.answer`, noting the hits the retriever hands the answer chain."""
+    """`engine.answer`, noting the hits the answer chain read (the draft's, best first)."""
     def spied(text, retriever, **kw):
-        seen.append([h.chunk.chunk_index for h in retriever.search(text)])
-        return answer(text, retriever, **kw)
+        draft = answer(text, retriever, **kw)
+        seen.append([h.chunk.chunk_index for h in draft.hits])
+        return draft
     return spied
 
 
