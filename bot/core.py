@@ -42,6 +42,7 @@ from knowledge.ingest import KnowledgeBase
 from knowledge.loaders import PdfLimits
 from knowledge.rerank import SentenceReranker
 from knowledge.retriever import HybridRetriever
+from knowledge.spelling import Speller
 from knowledge.stores import open_store
 from knowledge.types import EmbeddedChunks, Hit, Scope
 from knowledge.vector_space import RECORD_FILE as VECTOR_SPACE_RECORD
@@ -79,6 +80,7 @@ class Docent:
         self.admin = admin
         self.embedder = embedder
         self.reranker = SentenceReranker(embedder, depth=settings.rerank_depth, weight=settings.rerank_weight)
+        self.speller = Speller(knowledge.store, refresh_s=settings.spelling_refresh_s) if settings.spelling else None
         self.answerability = make_scorer(
             embedder, threshold=settings.answerability_threshold, fallback_threshold=settings.relevance_threshold
         )
@@ -157,6 +159,7 @@ class Docent:
             k=self.settings.top_k,
             relevance_threshold=self.settings.relevance_threshold,
             reranker=self.reranker,
+            speller=self.speller,
         )
 
     def gate(self, retriever: HybridRetriever) -> Callable[[str, Sequence[Hit]], Answerability]:
@@ -167,7 +170,8 @@ class Docent:
 
         def judge(query: str, hits: Sequence[Hit]) -> Answerability:
             elsewhere = (lambda: retriever.best_elsewhere(query)) if looks else None
-            return self.answerability.score(query, retriever.gate_hits(query, hits), elsewhere=elsewhere)
+            return self.answerability.score(retriever.search_text(query), retriever.gate_hits(query, hits),
+                                            elsewhere=elsewhere)
         return judge
 
     async def aask(self, q: Question, *, on_delta: Callable[[str], None] | None = None) -> Answer:

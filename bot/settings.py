@@ -70,6 +70,16 @@ class Settings(BaseSettings):
         0.10, ge=0.0, le=1.0,
         description="The best sentence's share of a reranked candidate's score (the rest is the hybrid score).",
     )
+    spelling: bool = Field(
+        True,
+        description="Misspelled question words are corrected to words of the workspace's documents before the "
+        "search and the answerability score (knowledge/spelling.py); the model reads the question as asked.",
+    )
+    spelling_refresh_s: float = Field(
+        600.0, gt=0,
+        description="The workspace's document words are read again after this long (another process's uploads); "
+        "this process's own uploads are picked up at once.",
+    )
     answerability_threshold: float | None = Field(
         None,
         description="Answerability score below this → 'the documents don't answer this' before any model call; "

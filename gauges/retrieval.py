@@ -177,13 +177,15 @@ def evaluate_beir(
     on_progress: ProgressFn | None = None,
     fusion=None,
     reranker=None,
+    spelling: bool = False,
 ) -> dict:
     """nDCG@k, recall@k and MRR@k of the user-facing hybrid retrieval on a BEIR data set
     (`reranker`: a `knowledge.rerank.SentenceReranker` reorders each search's best candidates,
-    as the answer path's retriever does)."""
+    as the answer path's retriever does; `spelling`: each query's misspelled words are corrected
+    to the corpus's words first, as `knowledge.spelling` does for questions)."""
     return evaluate_beir_configs(
         beir_dir, embedder=embedder, work_dir=work_dir, k=k, on_progress=on_progress,
-        configs={"hybrid": fusion} if fusion is not None else None, reranker=reranker,
+        configs={"hybrid": fusion} if fusion is not None else None, reranker=reranker, spelling=spelling,
     )["hybrid"]
 
 
@@ -196,6 +198,7 @@ def evaluate_beir_configs(
     on_progress: ProgressFn | None = None,
     configs: dict | None = None,
     reranker=None,
+    spelling: bool = False,
 ) -> dict[str, dict]:
     """Like `evaluate_beir` for several fusion settings over one index (for tuning/reporting).
     A `reranker` blends each setting's fused score with the best sentence's cosine: its weight was
@@ -244,6 +247,18 @@ def evaluate_beir_configs(
         log.info("indexed %d passages in %.1fs", len(chunks), time.perf_counter() - started)
         # Enough chunks to fill k distinct documents even when a document has several passages.
         chunk_limit = k * max(1, math.ceil(len(chunks) / max(1, len(data.corpus)))) + k
+        corrected = 0
+        if spelling:
+            from knowledge.spelling import Speller
+
+            speller = Speller(store)
+            query_vectors = np.array(query_vectors, dtype=np.float32)  # a writable copy of the cached ones
+            for i, text in enumerate(query_texts):
+                fixed = speller.correct(EVAL_SCOPE.workspace, text)
+                if fixed != text:  # searched, and embedded, as corrected
+                    query_texts[i] = fixed
+                    query_vectors[i] = np.asarray(embedder.embed_query(fixed), dtype=np.float32)
+                    corrected += 1
         for name, config in configs.items():
             store.fusion = config
             ndcg, recall, mrr = [], [], []
@@ -269,6 +284,7 @@ def evaluate_beir_configs(
                 "n_queries": len(query_ids),
                 "n_docs": len(data.corpus),
                 "n_chunks": len(chunks),
+                "spelling_corrected": corrected if spelling else None,
             }
     finally:
         store.close()

@@ -128,9 +128,10 @@ def collect(sets: list[str], settings) -> list[dict]:
                 hits = retriever.gate_hits(text, retriever.search(text))  # what the gate reads
                 # Other channels' documents are the same with or without the gold ones (below).
                 elsewhere = retriever.best_elsewhere(text)
+                judged = retriever.search_text(text)  # the words the gate reads (spelling corrected)
                 rows.append({"set": Path(questions).stem, "corpus": corpus, "id": q["id"], "topic": q.get("topic", ""),
                              "answerable": bool(q["answerable"]),
-                             "features": features_of(extractor, text, hits, elsewhere),
+                             "features": features_of(extractor, judged, hits, elsewhere),
                              "made": False})
                 if q["answerable"] and q["gold"]:
                     # The same question over the documents without its answer: what retrieval
@@ -140,7 +141,7 @@ def collect(sets: list[str], settings) -> list[dict]:
                     rest = [h for h in deep if h.chunk.source not in gold]
                     rows.append({"set": Path(questions).stem, "corpus": corpus, "id": f"{q['id']}~without-gold",
                                  "topic": q.get("topic", ""), "answerable": False, "made": True,
-                                 "features": features_of(extractor, text, rest[: retriever.k], elsewhere)})
+                                 "features": features_of(extractor, judged, rest[: retriever.k], elsewhere)})
         print(f"{spec}: {sum(1 for r in rows if r['set'] == Path(questions).stem)} questions", file=sys.stderr)
     return rows
 

@@ -25,6 +25,7 @@ from knowledge.embeddings import Embedder
 from knowledge.fusion import candidate_limit
 from knowledge.query_vectors import QUERY_VECTORS, QueryVectorCache
 from knowledge.rerank import SentenceReranker
+from knowledge.spelling import Speller
 from knowledge.store import ChunkStore
 from knowledge.types import Hit, Scope
 
@@ -43,13 +44,21 @@ class HybridRetriever(BaseRetriever):
     query_vectors: QueryVectorCache | None = QUERY_VECTORS
     # Reorders the best candidates by their best sentence (None: the store's hybrid order).
     reranker: SentenceReranker | None = None
+    # Corrects misspelled words to this workspace's document words before searching (None: as asked).
+    speller: Speller | None = None
     # The last search's query and the store's top k for it before reranking (see `gate_hits`).
     _store_order: tuple[str, list[Hit]] | None = PrivateAttr(default=None)
 
+    def search_text(self, query: str) -> str:
+        """What is searched and judged for `query`: its misspelled words corrected (`speller`)."""
+        return self.speller.correct(self.scope.workspace, query) if self.speller is not None else query
+
     def search(self, query: str, k: int | None = None) -> list[Hit]:
-        """Top `k` hits for `query` among chunks this retriever's scope may read."""
+        """Top `k` hits for `query` (as `search_text` corrects it) among chunks this retriever's
+        scope may read."""
         if not query or not query.strip():
             return []
+        asked, query = query, self.search_text(query)
         store: ChunkStore = self.store
         k = k or self.k
         reranker = self.reranker if self.reranker is not None and self.reranker.active else None
@@ -64,7 +73,7 @@ class HybridRetriever(BaseRetriever):
         # of k fuses: its first k are the plain search's, which the gate reads (`gate_hits`).
         hits = store.search(query, query_vector, self.scope, max(k, reranker.depth) if reranker else k,
                             candidates=candidate_limit(k))
-        self._store_order = (query, hits[:k])
+        self._store_order = (asked, hits[:k])
         if reranker is None or not hits:
             return hits
         return reranker.rerank(vector[-1] if vector else self._query_vector(query), hits)[:k]
@@ -85,7 +94,7 @@ class HybridRetriever(BaseRetriever):
         (`ChunkStore.best_elsewhere`); None when every document is visible here."""
         if not query or not query.strip():
             return None
-        return self.store.best_elsewhere(self._query_vector(query), self.scope)
+        return self.store.best_elsewhere(self._query_vector(self.search_text(query)), self.scope)
 
     def answerable(self, hits: list[Hit]) -> bool:
         """Whether the documents plausibly answer: the closest chunk's cosine reaches the threshold.

@@ -196,13 +196,14 @@ class ChunkStore:
         self.dim = dim
         self.fusion = fusion
         self._lock = threading.RLock()  # one backend call at a time from this process
+        self.generation = 0  # writes this process made (knowledge.spelling reads its words again)
         self._closed = False
         self._numbered: dict[str, int] = {}  # highest version `next_version` gave out, per document
         self._unsealed = 0  # points written since the last `optimize`
         self._upgrade_unversioned()
         self._upgrade_live_scope()
         if backend.exclusive:
-            self._run(backend.delete, self._filter(_where(_eq(STATE, PENDING))))
+            self._mutate(backend.delete, self._filter(_where(_eq(STATE, PENDING))))
 
     # ------------------------------------------------------------------ writes
 
@@ -263,7 +264,7 @@ class ChunkStore:
         first, _ = self._run(self.backend.scroll, self._filter(staged), ["workspace", "channel"], None, 1)
         if first:  # a version is in one scope (`stage`); the flip's filter holds it to that one
             workspace, channel = first[0]["workspace"], first[0]["channel"]
-            self._run(self.backend.set_payload,
+            self._mutate(self.backend.set_payload,
                       self._filter(_where(*staged["must"], _eq("workspace", workspace), _eq("channel", channel))),
                       {STATE: LIVE, LIVE_SCOPE: scope_key(workspace, channel)})
         live = self._run(self.backend.count,
@@ -275,7 +276,7 @@ class ChunkStore:
     def retire(self, doc_id: str, version: int) -> bool:
         """Delete every version of `doc_id` older than `version`, live or pending. Returns False
         (and removes `version` too) when a newer version is already live."""
-        self._run(self.backend.delete, self._filter(_of_version(doc_id, lt=version)))
+        self._mutate(self.backend.delete, self._filter(_of_version(doc_id, lt=version)))
         newer_live = _where(_eq("doc_id", doc_id), _eq(STATE, LIVE), {"key": VERSION, "range": {"gt": version}})
         if self._run(self.backend.count, self._filter(newer_live)):
             self.discard(doc_id, version)
@@ -284,14 +285,14 @@ class ChunkStore:
 
     def discard(self, doc_id: str, version: int) -> None:
         """Remove one version of a document, whatever its state."""
-        self._run(self.backend.delete, self._filter(_where(_eq("doc_id", doc_id), _eq(VERSION, version))))
+        self._mutate(self.backend.delete, self._filter(_where(_eq("doc_id", doc_id), _eq(VERSION, version))))
 
     def delete_document(self, doc_id: str, *, through_version: int | None = None) -> int:
         """Remove a document's chunks (only versions up to `through_version` when given, so a
         newer version written meanwhile survives); returns how many live chunks were removed."""
         where = _where(_eq("doc_id", doc_id)) if through_version is None else _of_version(doc_id, lte=through_version)
         live = self._run(self.backend.count, self._filter({"must": [*where["must"], _eq(STATE, LIVE)]}))
-        self._run(self.backend.delete, self._filter(where))
+        self._mutate(self.backend.delete, self._filter(where))
         return live
 
     # ------------------------------------------------------------------ versions
@@ -404,6 +405,12 @@ class ChunkStore:
             start.wait()
         return self._run(self.backend.query, [VectorQuery(sparse=(indices, values))], flt, limit, RANK_FIELDS)[0]
 
+    def workspace_texts(self, workspace: str) -> Iterator[str]:
+        """The text, title and headings of every live chunk of `workspace`, one string each."""
+        for payload in self._scroll(self._filter(_where(_eq("workspace", workspace), _eq(STATE, LIVE))),
+                                    ["text", "title", "heading_path"]):
+            yield " ".join([payload.get("text") or "", payload.get("title") or "", *(payload.get("heading_path") or ())])
+
     def stored_points(self) -> Iterator[tuple[Chunk, int, str]]:
         """Every point as (chunk, version, state) — live and pending alike: what a re-embedding
         (`rewrite_vectors`) must cover."""
@@ -422,7 +429,7 @@ class ChunkStore:
             for (chunk, version, state), vector in zip(points, dense)
         ]
         for start in range(0, len(rows), UPSERT_BATCH):
-            self._run(self.backend.upsert, rows[start : start + UPSERT_BATCH])
+            self._mutate(self.backend.upsert, rows[start : start + UPSERT_BATCH])
         self.optimize()
 
     def count(self) -> int:
@@ -462,6 +469,12 @@ class ChunkStore:
                 raise RuntimeError(f"the chunk store {self.backend.name} is closed")
             return verb(*args)
 
+    def _mutate(self, verb, *args):
+        """A write: counted in `generation`, so what was read from the store knows it is old."""
+        with self._lock:
+            self.generation += 1
+            return self._run(verb, *args)
+
     def _write(self, chunks: Sequence[Chunk], dense: np.ndarray, version: int, state: str) -> None:
         dense = np.asarray(dense, dtype=np.float32)
         if len(chunks) != len(dense):
@@ -474,7 +487,7 @@ class ChunkStore:
             for chunk, vector in zip(chunks, dense)
         ]
         for start in range(0, len(points), UPSERT_BATCH):
-            self._run(self.backend.upsert, points[start : start + UPSERT_BATCH])
+            self._mutate(self.backend.upsert, points[start : start + UPSERT_BATCH])
         self._unsealed += len(points)
         if self._unsealed >= OPTIMIZE_AFTER:
             self.optimize()
@@ -501,7 +514,7 @@ class ChunkStore:
         # version 0. Writers always set both, so this never touches a write in progress.
         old = self._filter(_where({"is_empty": {"key": VERSION}}))
         if self._run(self.backend.count, old):
-            self._run(self.backend.set_payload, old, {VERSION: UNVERSIONED, STATE: LIVE})
+            self._mutate(self.backend.set_payload, old, {VERSION: UNVERSIONED, STATE: LIVE})
 
     def _upgrade_live_scope(self) -> None:
         # Live points written before `LIVE_SCOPE` existed get it, per scope, from their own
@@ -510,7 +523,7 @@ class ChunkStore:
         missing = _where(_eq(STATE, LIVE), {"is_empty": {"key": LIVE_SCOPE}})
         scopes = {(p["workspace"], p["channel"]) for p in self._scroll(self._filter(missing), ["workspace", "channel"])}
         for workspace, channel in sorted(scopes):
-            self._run(self.backend.set_payload,
+            self._mutate(self.backend.set_payload,
                       self._filter(_where(*missing["must"], _eq("workspace", workspace), _eq("channel", channel))),
                       {LIVE_SCOPE: scope_key(workspace, channel)})
 

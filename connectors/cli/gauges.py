@@ -28,6 +28,7 @@ def _embedder(settings):
 def eval_retrieval(
     beir: Path = typer.Option(..., "--beir", exists=True, file_okay=False, help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv."),
     rerank: bool = typer.Option(True, "--rerank/--no-rerank", help="Reorder the best candidates by their best sentence, as answers do (DOCENT_RERANK_DEPTH, DOCENT_RERANK_WEIGHT)."),
+    spelling: bool = typer.Option(True, "--spelling/--no-spelling", help="Correct misspelled query words to the corpus's words first, as questions are (DOCENT_SPELLING)."),
     as_json: bool = typer.Option(False, "--json"),
 ):
     """nDCG@10, recall@10 and MRR@10 of the hybrid retriever on a BEIR data set."""
@@ -44,7 +45,7 @@ def eval_retrieval(
             progress.update(task, completed=done, total=total, description=stage)
 
         result = evaluate_beir(beir, embedder=embedder, work_dir=settings.data_dir / "eval", on_progress=on_progress,
-                               reranker=reranker)
+                               reranker=reranker, spelling=spelling and settings.spelling)
     print_result({"dataset": beir.name, "cores": os.cpu_count(),
                   "rerank": {"depth": reranker.depth, "weight": reranker.weight} if reranker else None, **result}, as_json)
 

@@ -124,6 +124,25 @@ def test_the_gate_judges_the_stores_order_and_the_answer_reads_the_reranked_one(
     assert prompted == [list(reversed(store_order))]
 
 
+def test_a_misspelled_question_is_searched_and_judged_corrected_and_answered_as_asked(docent, monkeypatch, tmp_path):
+    judged, asked = [], []
+    score = docent.answerability.score
+    monkeypatch.setattr(docent.answerability, "score",
+                        lambda q, hits, elsewhere=None: judged.append(q) or score(q, hits, elsewhere=elsewhere))
+    answer = docent.engine.answer
+    monkeypatch.setattr(docent.engine, "answer", lambda text, retriever, **kw: asked.append(text) or answer(text, retriever, **kw))
+    question = "how many unusd vacaton days cary over"
+    reply = docent.ask(_q(question))
+    assert judged == ["how many unused vacation days cary over"]  # "cary": under five letters, as asked
+    assert asked == [question]
+    assert reply.outcome == Outcome.answered and reply.sources[0].source == "handbook.md"
+    off = Docent.from_settings(docent.settings.model_copy(update={"spelling": False, "data_dir": tmp_path / "off"}))
+    try:
+        assert off.retriever(Scope("T1", "C1")).search_text(question) == question
+    finally:
+        off.close()
+
+
 def _spy(answer, seen):
     """`engine.answer`, noting the hits the answer chain read (the draft's, best first)."""
     def spied(text, retriever, **kw):

@@ -141,3 +141,24 @@ def test_evaluate_beir_reranks_each_search_as_the_answer_path_does(tmp_path):
 
     worse = evaluate_beir(tmp_path / "set", embedder=emb, work_dir=tmp_path / "work", k=10, reranker=Last(emb))
     assert worse["mrr@10"] < 1.0 and worse["ndcg@10"] < result["ndcg@10"]
+
+
+def test_evaluate_beir_corrects_misspelled_queries_as_questions_are(tmp_path):
+    _tiny_beir(tmp_path / "set")
+    queries = tmp_path / "set" / "queries.jsonl"
+    queries.write_text(queries.read_text().replace("lava volcano crust", "volcanoe crusst"))
+
+    class CountingEmbedder(HashEmbeddings):
+        texts: list[str] = []
+
+        def embed_array(self, texts):
+            CountingEmbedder.texts += list(texts)
+            return super().embed_array(texts)
+
+    emb = CountingEmbedder()
+    plain = evaluate_beir(tmp_path / "set", embedder=emb, work_dir=tmp_path / "work", k=10)
+    assert plain["spelling_corrected"] is None and "volcano crust" not in CountingEmbedder.texts
+    fixed = evaluate_beir(tmp_path / "set", embedder=emb, work_dir=tmp_path / "work", k=10, spelling=True)
+    assert fixed["spelling_corrected"] == 1
+    assert CountingEmbedder.texts[-1] == "volcano crust"  # searched and embedded as corrected
+    assert fixed["mrr@10"] == 1.0
