@@ -72,13 +72,13 @@ class Settings(BaseSettings):
     )
     spelling: bool = Field(
         True,
-        description="Misspelled question words are corrected to words of the workspace's documents before the "
-        "search and the answerability score (knowledge/spelling.py); the model reads the question as asked.",
+        description="Misspelled question words are corrected to words of the documents the asker may read before "
+        "the search and the answerability score (knowledge/spelling.py); the model reads the question as asked.",
     )
     spelling_refresh_s: float = Field(
         600.0, gt=0,
-        description="The workspace's document words are read again after this long (another process's uploads); "
-        "this process's own uploads are picked up at once.",
+        description="With a Qdrant server (other processes upload too) the words of a scope's documents are read "
+        "again after this long; this process's own uploads are read again on the next question, in the background.",
     )
     answerability_threshold: float | None = Field(
         None,

@@ -254,7 +254,7 @@ def evaluate_beir_configs(
             speller = Speller(store)
             query_vectors = np.array(query_vectors, dtype=np.float32)  # a writable copy of the cached ones
             for i, text in enumerate(query_texts):
-                fixed = speller.correct(EVAL_SCOPE.workspace, text)
+                fixed = speller.correct(EVAL_SCOPE, text)
                 if fixed != text:  # searched, and embedded, as corrected
                     query_texts[i] = fixed
                     query_vectors[i] = np.asarray(embedder.embed_query(fixed), dtype=np.float32)

@@ -44,14 +44,23 @@ class HybridRetriever(BaseRetriever):
     query_vectors: QueryVectorCache | None = QUERY_VECTORS
     # Reorders the best candidates by their best sentence (None: the store's hybrid order).
     reranker: SentenceReranker | None = None
-    # Corrects misspelled words to this workspace's document words before searching (None: as asked).
+    # Corrects misspelled words to words of what this scope may read before searching (None: as asked).
     speller: Speller | None = None
     # The last search's query and the store's top k for it before reranking (see `gate_hits`).
     _store_order: tuple[str, list[Hit]] | None = PrivateAttr(default=None)
+    _corrected: dict[str, str] = PrivateAttr(default_factory=dict)  # asked → searched (`search_text`)
 
     def search_text(self, query: str) -> str:
-        """What is searched and judged for `query`: its misspelled words corrected (`speller`)."""
-        return self.speller.correct(self.scope.workspace, query) if self.speller is not None else query
+        """What is searched and judged for `query`: its misspelled words corrected (`speller`),
+        the same text for every use of this retriever (the search, the gate, `best_elsewhere`)
+        even if the speller reads new words meanwhile."""
+        if self.speller is None:
+            return query
+        if query not in self._corrected:
+            if len(self._corrected) >= 16:
+                self._corrected.clear()
+            self._corrected[query] = self.speller.correct(self.scope, query)
+        return self._corrected[query]
 
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         """Top `k` hits for `query` (as `search_text` corrects it) among chunks this retriever's

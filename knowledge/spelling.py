@@ -1,24 +1,31 @@
-"""A question's misspelled words, corrected to words of the asker's documents before retrieval
-and the answerability score read it.
+"""A question's misspelled words, corrected to words of the documents the asker may read, before
+retrieval and the answerability score read it.
 
 Chat questions carry typos ("passwrd", "ofetn") that BM25 can't match, and that make the
 answerability score's lexical coverage read a fact the passages state as missing. Measured on the
 dev files with one edit in half of their content words of five letters or more (eval/README.md):
-handbook-dev recall@5 fell from 0.973 to 0.872 and false abstention rose from 0.04 to 0.27;
-with this correction they were 0.971 and 0.06.
+pooled recall@5 fell from 0.975 to 0.915 and false abstention rose from 0.05 to 0.23; with this
+correction they were back at 0.98 and 0.05.
 
 A word is corrected only when all of these hold:
-- it has at least `MIN_LENGTH` letters (shorter ones are mostly abbreviations: "appt", "mgr");
-- it is in neither the workspace's documents nor a general English word list (symspellpy's
-  frequency dictionary) — so a real word the documents lack ("denver", "payday") is left alone:
-  its absence is what tells the score the documents don't answer;
-- a word of the documents lies within one edit of it (two from eight letters up; Damerau–
-  Levenshtein, by symspellpy). The closest wins, then the one in most chunks.
+- it has at least `MIN_LENGTH` letters (before an apostrophe: "hire's" is "hire"; shorter
+  words are mostly abbreviations: "appt", "mgr");
+- it is in neither the documents the asker may read nor a general English word list
+  (symspellpy's frequency dictionary): a real word the documents lack ("denver", "payday") is
+  left alone, its absence is what tells the score the documents don't answer;
+- it is all lower case but perhaps its first letter ("iTregs", "PtdIns", "GitHub" are names);
+- a word of those documents is one edit away (Damerau–Levenshtein, by symspellpy; the one in
+  most chunks wins) — and, for a word of five letters, not shorter than it ("sched" is not
+  "shed"), nor only another form of the same word ("aptamers", "aptamer": BM25 stems both alike). Two edits were tried and turned names into words: "expensify" → "expensive",
+  "precheck" → "paycheck", "coursera" → "course".
 
-The vocabulary is per workspace: the words of its live chunks, read from the store on first use
-and read again in the background once this process has written to the store or `refresh_s` has
-passed (another process's uploads). A correction only steers the search toward words of the
-asker's own workspace and is never shown; the question the model reads is the asker's own.
+The vocabulary is the asker's scope's — the same live chunks the search may return (their text,
+title and headings) —, so a channel's documents never steer another channel's questions. It is read
+from the store on a scope's first question; read again in the background (the old one serving
+meanwhile) once the store has been written since (`ChunkStore.generation`, at most every
+`min_rebuild_s`) or, for a store other processes write (a Qdrant server), after `refresh_s`. A
+failed read is retried no sooner than `refresh_s` later. Corrections only steer the search and the
+score, and are never shown; the question the model reads is the asker's own.
 """
 
 from __future__ import annotations
@@ -27,19 +34,23 @@ import logging
 import re
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 from symspellpy import SymSpell, Verbosity
 
 from knowledge.text import STOPWORDS
+from knowledge.text import stem as stem_of
+from knowledge.types import Scope
 
 log = logging.getLogger(__name__)
 
 MIN_LENGTH = 5
-LONG_WORD = 8  # from this length on, two edits away
+SCOPES = 64  # vocabularies kept (least recently asked dropped first)
+MIN_REBUILD_S = 5.0
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 
 
@@ -57,83 +68,132 @@ def words_of(text: str) -> set[str]:
     return {w.lower() for w in _WORD.findall(text)}
 
 
-@dataclass
-class _Vocabulary:
+@dataclass(frozen=True)
+class Vocabulary:
     words: Counter  # word → chunks it appears in
-    index: SymSpell
-    built_at: float  # time.monotonic()
-    generation: int  # the store's write count it was read at
+    index: SymSpell | None
+    built_at: float  # time.monotonic() of the read
+    generation: int  # the store's write count when it was read
+    failed: bool = False  # the read failed: these are the words read before it, if any
 
 
-def build_vocabulary(texts, generation: int = 0) -> _Vocabulary:
+def build_vocabulary(texts: Iterable[str], generation: int = 0) -> Vocabulary:
     counts: Counter = Counter()
     for text in texts:
         counts.update(words_of(text))
-    index = SymSpell(max_dictionary_edit_distance=2, prefix_length=7)
+    index = SymSpell(max_dictionary_edit_distance=1, prefix_length=7)
     for word in sorted(counts):  # in a fixed order: equally close, equally frequent words tie the same way
         if len(word) >= 3:
             index.create_dictionary_entry(word, counts[word])
-    return _Vocabulary(counts, index, time.monotonic(), generation)
+    return Vocabulary(counts, index, time.monotonic(), generation)
+
+
+def correct_with(vocabulary: Vocabulary, text: str, min_length: int = MIN_LENGTH) -> str:
+    """`text` with the words `vocabulary` corrects replaced (the rules in the module docstring)."""
+    if vocabulary.index is None or not vocabulary.words:
+        return text
+    english = english_words()
+
+    def fix(match: re.Match[str]) -> str:
+        word = match.group(0)
+        if any(c.isupper() for c in word[1:]):  # "iTregs", "PtdIns", "GitHub": a name, spelled as meant
+            return word
+        stem, apostrophe, rest = word.lower().partition("'")
+        if (len(stem) < min_length or stem in STOPWORDS or stem in english or stem in vocabulary.words
+                or word.lower() in vocabulary.words):
+            return word
+        found = vocabulary.index.lookup(stem, Verbosity.TOP, max_edit_distance=1)
+        if not found or (len(stem) <= MIN_LENGTH and len(found[0].term) < len(stem)):
+            return word
+        if stem_of(found[0].term) == stem_of(stem):  # "aptamers" → "aptamer": BM25 stems them alike
+            return word
+        return found[0].term + apostrophe + rest
+
+    return _WORD.sub(fix, text)
+
+
+def _scope_key(scope: Scope) -> tuple[str, tuple[str, ...]]:
+    return scope.workspace, tuple(sorted(scope.visible_channels))
 
 
 class Speller:
-    """Corrects questions against the vocabulary of one workspace's documents in `store`
-    (a `ChunkStore`: `workspace_texts(workspace)` and `generation`)."""
+    """Corrects questions against the words of what each asker's scope may read in `store`
+    (a `ChunkStore`: `scope_texts(scope)`, `generation`, and its backend's `exclusive`)."""
 
-    def __init__(self, store, *, refresh_s: float = 600.0, min_length: int = MIN_LENGTH):
+    def __init__(self, store, *, refresh_s: float = 600.0, min_rebuild_s: float = MIN_REBUILD_S,
+                 min_length: int = MIN_LENGTH, scopes: int = SCOPES):
         self.store = store
         self.refresh_s = refresh_s
+        self.min_rebuild_s = min_rebuild_s
         self.min_length = min_length
-        self._vocabularies: dict[str, _Vocabulary] = {}
-        self._refreshing: set[str] = set()
+        self.scopes = scopes
+        self._vocabularies: OrderedDict[tuple, Vocabulary] = OrderedDict()
+        self._refreshing: set[tuple] = set()
         self._lock = threading.Lock()
+        self._first_read = threading.Lock()  # one scope's first read at a time, each read once
 
-    def correct(self, workspace: str, text: str) -> str:
-        """`text` with its misspelled words replaced (see the module docstring); unchanged when
-        nothing needs correcting or the workspace holds no documents."""
+    def correct(self, scope: Scope, text: str) -> str:
+        """`text` with its misspelled words replaced; unchanged when none is, or when the scope
+        may read no documents."""
         if not text or not any(len(w) >= self.min_length for w in _WORD.findall(text)):
             return text
-        vocabulary = self._vocabulary(workspace)
-        if vocabulary is None or not vocabulary.words:
-            return text
-        english = english_words()
+        return correct_with(self._vocabulary(scope), text, self.min_length)
 
-        def fix(match: re.Match[str]) -> str:
-            word = match.group(0)
-            lower = word.lower()
-            if len(lower) < self.min_length or lower in STOPWORDS or lower in vocabulary.words or lower in english:
-                return word
-            found = vocabulary.index.lookup(lower, Verbosity.TOP, max_edit_distance=2 if len(lower) >= LONG_WORD else 1)
-            return found[0].term if found else word
-
-        return _WORD.sub(fix, text)
-
-    def _vocabulary(self, workspace: str) -> _Vocabulary | None:
-        with self._lock:
-            current = self._vocabularies.get(workspace)
-        if current is None:  # the first question in this workspace reads its words now
-            return self._read(workspace)
-        stale = (current.generation != self.store.generation
-                 or time.monotonic() - current.built_at >= self.refresh_s)
-        if stale:
+    def _vocabulary(self, scope: Scope) -> Vocabulary:
+        key = _scope_key(scope)
+        current = self._get(key)
+        if current is None:  # this scope's first question reads its words now
+            with self._first_read:
+                current = self._get(key) or self._read(scope, key, None)
+            return current
+        if self._stale(current):
             with self._lock:
-                start = workspace not in self._refreshing
-                self._refreshing.add(workspace)
+                start = key not in self._refreshing
+                self._refreshing.add(key)
             if start:  # meanwhile questions are corrected with the words read before
-                threading.Thread(target=self._read, args=(workspace,), daemon=True,
-                                 name=f"docent-spelling-{workspace}").start()
+                threading.Thread(target=self._refresh, args=(scope, key, current), daemon=True,
+                                 name="docent-spelling").start()
         return current
 
-    def _read(self, workspace: str) -> _Vocabulary | None:
+    def _get(self, key: tuple) -> Vocabulary | None:
+        with self._lock:
+            found = self._vocabularies.get(key)
+            if found is not None:
+                self._vocabularies.move_to_end(key)
+            return found
+
+    def _stale(self, vocabulary: Vocabulary) -> bool:
+        age = time.monotonic() - vocabulary.built_at
+        if vocabulary.failed:
+            return age >= self.refresh_s
+        if age < self.min_rebuild_s:
+            return False
+        if vocabulary.generation != self.store.generation:
+            return True
+        # A store only this process writes (Qdrant Edge) changes only through `generation`.
+        return not getattr(self.store.backend, "exclusive", False) and age >= self.refresh_s
+
+    def _refresh(self, scope: Scope, key: tuple, old: Vocabulary) -> None:
         try:
-            generation = self.store.generation
-            vocabulary = build_vocabulary(self.store.workspace_texts(workspace), generation)
-        except Exception:  # a closed or unreachable store: questions go uncorrected
-            log.warning("could not read the vocabulary of workspace %s", workspace, exc_info=True)
-            return None
+            self._read(scope, key, old)
         finally:
             with self._lock:
-                self._refreshing.discard(workspace)
+                self._refreshing.discard(key)
+
+    def _read(self, scope: Scope, key: tuple, old: Vocabulary | None) -> Vocabulary:
+        generation = self.store.generation
+        try:
+            vocabulary = build_vocabulary(self.store.scope_texts(scope), generation)
+        except Exception:  # a closed or unreachable store: keep what was read, try again in refresh_s
+            log.warning("could not read the words of %s's documents; questions go uncorrected meanwhile",
+                        scope.workspace, exc_info=True)
+            empty = Vocabulary(Counter(), None, 0.0, generation)
+            vocabulary = replace(old or empty, built_at=time.monotonic(), generation=generation, failed=True)
         with self._lock:
-            self._vocabularies[workspace] = vocabulary
-        return vocabulary
+            newest = self._vocabularies.get(key)
+            if newest is None or newest.built_at <= vocabulary.built_at:  # a slower, older read never wins
+                self._vocabularies[key] = vocabulary
+                self._vocabularies.move_to_end(key)
+            while len(self._vocabularies) > self.scopes:
+                self._vocabularies.popitem(last=False)
+            return self._vocabularies[key]

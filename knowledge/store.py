@@ -405,10 +405,10 @@ class ChunkStore:
             start.wait()
         return self._run(self.backend.query, [VectorQuery(sparse=(indices, values))], flt, limit, RANK_FIELDS)[0]
 
-    def workspace_texts(self, workspace: str) -> Iterator[str]:
-        """The text, title and headings of every live chunk of `workspace`, one string each."""
-        for payload in self._scroll(self._filter(_where(_eq("workspace", workspace), _eq(STATE, LIVE))),
-                                    ["text", "title", "heading_path"]):
+    def scope_texts(self, scope: Scope) -> Iterator[str]:
+        """The text, title and headings of every live chunk `scope` may read (what its searches
+        may return), one string each."""
+        for payload in self._scroll(self._filter(scope_filter(scope)), ["text", "title", "heading_path"]):
             yield " ".join([payload.get("text") or "", payload.get("title") or "", *(payload.get("heading_path") or ())])
 
     def stored_points(self) -> Iterator[tuple[Chunk, int, str]]:

@@ -1,9 +1,11 @@
-"""Spelling correction against the asker's workspace: misspelled words become the documents'
-words, real words and short ones are left as asked, one workspace's words never correct
-another's questions, and what this process uploads is picked up."""
+"""Spelling correction against what the asker may read: misspelled words become the documents'
+words; real words, names two edits from a document word, short words and abbreviations stay as
+asked; a channel's or workspace's words never correct another's questions; what this process
+writes is read again, a failed read is not retried per question."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -16,17 +18,22 @@ from knowledge.types import Scope
 from tests.knowledge.conftest import make_chunks, vectors
 
 SCOPE = Scope("T1", "C1")
-POLICY = "Rotate the passphrase often: every ninety days, through the identity portal."
+POLICY = "Rotate the passphrase often: every ninety days, through the identity portal. Use the expensive apps."
+
+
+def _add(store, scope, name, texts):
+    chunks = make_chunks(scope, name, texts)
+    store.add(chunks, vectors(chunks))
+    return chunks
 
 
 @pytest.fixture
 def store(tmp_path):
     s = EdgeChunkStore(tmp_path / "edge")
-    chunks = make_chunks(SCOPE, "security.md", [POLICY]) + make_chunks(
-        SCOPE, "filler.md", [f"Office plants number {i} are watered on Fridays by facilities." for i in range(12)])
-    s.add(chunks, vectors(chunks))
-    other = make_chunks(Scope("T2", "C1"), "kube.md", ["The kubernetes clusters are upgraded quarterly."])
-    s.add(other, vectors(other))
+    _add(s, SCOPE, "security.md", [POLICY])
+    _add(s, SCOPE, "filler.md", [f"Office plants number {i} are watered on Fridays by facilities." for i in range(12)])
+    _add(s, Scope("T1", "C2"), "secret.md", ["The initech acquisition closes in spring."])
+    _add(s, Scope("T2", "C1"), "kube.md", ["The kubernetes clusters are upgraded quarterly."])
     yield s
     s.close()
 
@@ -42,64 +49,119 @@ def _eventually(check, timeout=10.0):
 
 def test_misspelled_words_become_the_documents_words(store):
     speller = Speller(store)
-    assert speller.correct("T1", "how ofetn do I rotaet my passphrse") == "how often do I rotate my passphrase"
-    assert speller.correct("T1", "Passphrse prtl?") == "passphrase prtl?"  # "prtl": 4 letters, kept
+    assert speller.correct(SCOPE, "how ofetn do I rotaet my passphrse") == "how often do I rotate my passphrase"
+    assert speller.correct(SCOPE, "Passphrse's prtl?") == "passphrase's prtl?"  # the stem corrected; "prtl": 4 letters
+    assert speller.correct(SCOPE, "the idenity prtal") == "the identity portal"
     # Words of the documents and words of English stay as asked, whatever the case.
-    assert speller.correct("T1", "Passphrase rules for the Denver office") == "Passphrase rules for the Denver office"
-    assert "denver" in english_words() and "denver" not in " ".join(store.workspace_texts("T1")).lower()
+    assert speller.correct(SCOPE, "Passphrase rules for the Denver office") == "Passphrase rules for the Denver office"
+    assert "denver" in english_words() and "denver" not in " ".join(store.scope_texts(SCOPE)).lower()
 
 
-def test_a_word_two_edits_away_is_corrected_only_when_long(store):
+def test_names_two_edits_away_short_words_and_abbreviations_stay_as_asked(store):
     speller = Speller(store)
-    assert speller.correct("T1", "the idnetity") == "the identity"  # 8 letters: two edits away
-    assert speller.correct("T1", "every ninty-nine days") == "every ninety-nine days"  # one edit
-    assert speller.correct("T1", "plnts watrd") == "plants watrd"  # "watrd" is two edits from "watered"
+    assert speller.correct(SCOPE, "do we use expensify") == "do we use expensify"  # two edits from "expensive"
+    assert speller.correct(SCOPE, "the idnetity") == "the identity"  # a transposition is one edit
+    assert speller.correct(SCOPE, "any appts or wtrd") == "any appts or wtrd"  # "appts" is not "apps"; "wtrd": 4 letters
+    assert speller.correct(SCOPE, "plnts") == "plants"  # five letters, corrected to a longer word
+    assert speller.correct(SCOPE, "the passPhrse") == "the passPhrse"  # mixed case: a name, as meant
+    assert speller.correct(SCOPE, "Passphrse") == "passphrase"  # a capital first letter is not a name
+    assert speller.correct(SCOPE, "portals") == "portals"  # English; and "portal" would be the same stem
+    assert speller.correct(SCOPE, "identitys") == "identitys"  # only another form of "identity"
 
 
-def test_one_workspaces_words_never_correct_anothers_question(store):
+def test_a_channels_or_workspaces_words_never_correct_anothers_question(store):
     speller = Speller(store)
-    assert speller.correct("T1", "when are the kubernetis clusters upgraded") == "when are the kubernetis clusters upgraded"
-    assert speller.correct("T2", "when are the kubernetis clusters upgraded") == "when are the kubernetes clusters upgraded"
-    assert speller.correct("T3", "kubernetis") == "kubernetis"  # a workspace without documents
+    assert speller.correct(SCOPE, "when does the initeck deal close") == "when does the initeck deal close"
+    assert speller.correct(Scope("T1", "C2"), "when does the initeck deal close") == "when does the initech deal close"
+    assert speller.correct(SCOPE, "kubernetis upgrades") == "kubernetis upgrades"
+    assert speller.correct(Scope("T2", "C1"), "kubernetis upgrades") == "kubernetes upgrades"
+    assert speller.correct(Scope("T3", "C1"), "kubernetis") == "kubernetis"  # no documents at all
 
 
-def test_an_upload_by_this_process_is_picked_up(store):
-    speller = Speller(store, refresh_s=3600)
-    assert speller.correct("T1", "the zeppelin hangar") == "the zeppelin hangar"
-    assert speller.correct("T1", "the zepelin hangar") == "the zepelin hangar"  # nothing close yet
-    added = make_chunks(SCOPE, "fleet.md", ["The zeppelin fleet is stored in hangar nine."])
-    store.add(added, vectors(added))
-    # The words read before still answer while the new ones are read in the background.
-    assert _eventually(lambda: speller.correct("T1", "the zepelin hangar") == "the zeppelin hangar")
+def test_what_this_process_writes_is_read_again(store):
+    speller = Speller(store, min_rebuild_s=0.0)
+    assert speller.correct(SCOPE, "the zepelin hangar") == "the zepelin hangar"  # nothing close yet
+    (fleet,) = _add(store, SCOPE, "fleet.md", ["The zeppelin fleet is stored in hangar nine."])
+    # The words read before answer until the new ones are read, in the background.
+    assert _eventually(lambda: speller.correct(SCOPE, "the zepelin hangar") == "the zeppelin hangar")
+    store.delete_document(fleet.doc_id)
+    assert _eventually(lambda: speller.correct(SCOPE, "the zepelin hangar") == "the zepelin hangar")
 
 
-def test_after_refresh_s_words_written_elsewhere_are_read_again(store):
-    speller = Speller(store, refresh_s=0.05)
-    assert speller.correct("T1", "the blimpz") == "the blimpz"
+def test_another_processes_writes_are_read_after_refresh_s_unless_the_store_is_this_processes_alone(store):
+    speller = Speller(store, refresh_s=0.05, min_rebuild_s=0.0)
+    assert speller.correct(SCOPE, "the blimpz") == "the blimpz"
     seen = store.generation
-    added = make_chunks(SCOPE, "airships.md", ["Every blimps inspection is logged."])
-    store.add(added, vectors(added))
+    _add(store, SCOPE, "airships.md", ["Every blimps inspection is logged."])
     store.generation = seen  # as if another process had written: this one didn't count it
-    time.sleep(0.06)
-    assert _eventually(lambda: speller.correct("T1", "the blimpz") == "the blimps")
+    time.sleep(0.1)
+    assert speller.correct(SCOPE, "the blimpz") == "the blimpz"  # Edge: only this process writes
+    time.sleep(0.3)
+    assert speller.correct(SCOPE, "the blimpz") == "the blimpz"
+    store.backend.exclusive = False  # a Qdrant server: other processes write too
+    assert _eventually(lambda: speller.correct(SCOPE, "the blimpz") == "the blimps")
 
 
 def test_only_live_chunks_lend_their_words(store):
     staged = make_chunks(SCOPE, "draft.md", ["The quarterly hackathon happens offsite."])
     store.stage(staged[0].doc_id, store.next_version(staged[0].doc_id), staged, vectors(staged))
-    assert "hackathon" not in " ".join(store.workspace_texts("T1")).lower()
-    assert Speller(store).correct("T1", "when is the hackaton") == "when is the hackaton"
+    assert "hackathon" not in " ".join(store.scope_texts(SCOPE)).lower()
+    assert Speller(store).correct(SCOPE, "when is the hackaton") == "when is the hackaton"
 
 
-def test_the_retriever_searches_the_corrected_words_and_remembers_the_asked_ones(store):
+class FailingTexts:
+    """A store whose reads fail (a Qdrant server gone away), counting them."""
+
+    def __init__(self, store):
+        self.store, self.reads, self.generation, self.backend = store, 0, 0, store.backend
+
+    def scope_texts(self, scope):
+        self.reads += 1
+        raise ConnectionError("qdrant unreachable")
+
+
+def test_a_failed_read_leaves_questions_uncorrected_and_is_not_retried_per_question(store):
+    failing = FailingTexts(store)
+    speller = Speller(failing, refresh_s=3600, min_rebuild_s=0.0)
+    before = threading.active_count()
+    for _ in range(20):
+        failing.generation += 1  # writes keep coming: still no read before refresh_s
+        assert speller.correct(SCOPE, "how ofetn") == "how ofetn"
+    assert failing.reads == 1 and threading.active_count() <= before + 1
+
+
+def test_concurrent_first_questions_read_the_words_once(store):
+    reads = []
+    texts = store.scope_texts
+    def slow_texts(scope):  # a read long enough for every asker to arrive during it
+        reads.append(scope)
+        time.sleep(0.3)
+        return texts(scope)
+
+    store.scope_texts = slow_texts
+    speller = Speller(store)
+    answers = []
+    askers = [threading.Thread(target=lambda: answers.append(speller.correct(SCOPE, "how ofetn"))) for _ in range(8)]
+    for t in askers:
+        t.start()
+    for t in askers:
+        t.join()
+    assert answers == ["how often"] * 8 and len(reads) == 1
+
+
+def test_the_retriever_searches_and_judges_one_corrected_text_and_remembers_the_asked_one(store):
     embedder = HashEmbeddings()
     plain = HybridRetriever(store=store, embedder=embedder, scope=SCOPE)
-    corrected = HybridRetriever(store=store, embedder=embedder, scope=SCOPE, speller=Speller(store))
+    speller = Speller(store)
+    corrected = HybridRetriever(store=store, embedder=embedder, scope=SCOPE, speller=speller)
     asked = "how ofetn must the passphrse be rotatte"
     assert corrected.search_text(asked) == "how often must the passphrase be rotate"
     assert plain.search_text(asked) == asked
     hits = corrected.search(asked)
     assert hits[0].chunk.text == POLICY and hits[0].sparse_score  # BM25 matched its words
     assert all(h.sparse_score is None for h in plain.search(asked))  # as asked, BM25 matches nothing
-    # The gate reads the store's order for the question as it was asked.
+    # The gate reads the store's order for the question as it was asked ...
     assert [h.chunk.chunk_index for h in corrected.gate_hits(asked, [])] == [h.chunk.chunk_index for h in hits]
+    # ... and the very text the search read, even once the speller would correct otherwise.
+    speller.correct = lambda scope, text: "something else"
+    assert corrected.search_text(asked) == "how often must the passphrase be rotate"
