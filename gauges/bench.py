@@ -336,7 +336,8 @@ def measure_query_latency(size: int, *, embedder, store_dir: Path, queries: int 
             HybridRetriever(store=store, embedder=embedder, scope=Scope(w, c), query_vectors=cache, speller=speller)
             for w in _WORKSPACES for c in _CHANNELS[:-1] + [None]
         ]
-        for r in retrievers:  # warm-up; each scope's first question also reads its words for the speller
+        for r in retrievers:  # warm-up, each scope's words read for the speller first
+            speller.warm(r.scope)
             r.search(fresh_query(lambda: " ".join(rng.choice(vocab) for _ in range(4))))
         latencies: list[float] = []
         store_latencies: list[float] = []

@@ -165,6 +165,9 @@ def eval_docent(
 
         for scope, items in runs:
             docent.admin.upload_many(actor, items, scope, on_done=done)
+        if docent.speller is not None:  # every question corrected from the first, whatever the load
+            for channel in [None, *links]:
+                docent.speller.warm(Scope(EVAL_WORKSPACE, channel))
         yield docent, {
             "n_documents": len(files), "ingest_errors": ingest_errors,
             "ingest_s": round(time.perf_counter() - started, 1),

@@ -252,6 +252,7 @@ def evaluate_beir_configs(
             from knowledge.spelling import Speller
 
             speller = Speller(store)
+            speller.warm(EVAL_SCOPE)
             query_vectors = np.array(query_vectors, dtype=np.float32)  # a writable copy of the cached ones
             for i, text in enumerate(query_texts):
                 fixed = speller.correct(EVAL_SCOPE, text)

@@ -176,6 +176,39 @@ def ablation(rows: list[dict]) -> dict[str, dict]:
     return table
 
 
+def transfer(rows: list[dict], names: tuple[str, ...]) -> dict[str, dict]:
+    """Fit on one corpus's rows (with and without the made near misses), threshold from that
+    corpus's own out-of-fold scores at false abstention ≤ 5 %, score every other corpus's written
+    questions: how the score carries to documents it never saw."""
+    out = {}
+    corpora = sorted({r["corpus"] for r in rows})
+    for made in (True, False):
+        for source in corpora:
+            fit = [r for r in rows if r["corpus"] == source and (made or not r["made"])]
+            scored = [r for r in rows if r["corpus"] != source and not r["made"]]
+            if not fit or not scored:
+                continue
+            x = np.array([[r["features"][k] for k in names] for r in fit])
+            y = np.array([r["answerable"] for r in fit], dtype=float)
+            written = np.array([not r["made"] for r in fit])
+            oof = out_of_fold(x, y, topic_groups(fit), written=written)[written]
+            threshold = abstention_at_false_abstention(list(oof), [bool(v) for v in y[written]], MAX_FALSE_ABSTENTION)["threshold"]
+            mu, sd = standardizer(x)
+            w, b = fit_logistic((x - mu) / sd, y)
+            b += prior_shift(y, written)
+            xs = np.array([[r["features"][k] for k in names] for r in scored])
+            scores = list(1.0 / (1.0 + np.exp(-(((xs - mu) / sd) @ w + b))))
+            labels = [bool(r["answerable"]) for r in scored]
+            unanswerable = [s for s, a in zip(scores, labels) if not a]
+            answerable = [s for s, a in zip(scores, labels) if a]
+            out[f"{Path(source).name} → others{MADE_SUFFIX if made else ''}"] = {
+                "auroc": round(roc_auc(scores, labels), 4),
+                "abstain": round(float(np.mean([s < threshold for s in unanswerable])), 4),
+                "false_abstain": round(float(np.mean([s < threshold for s in answerable])), 4),
+            }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gauges.train_answerability", description=__doc__.split("\n\n")[0])
     parser.add_argument("sets", nargs="+", help="DOCS_DIR:QUESTIONS_FILE[:LINKS_FILE] (dev splits only)")
@@ -186,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also fit on near misses made from the corpus (each answerable question without its gold documents)")
     parser.add_argument("--rows", type=Path, default=None,
                         help="save every question's features here, or read them from here if the file exists")
+    parser.add_argument("--transfer", action="store_true",
+                        help="also print each corpus's model scored on the other corpora (with and without made rows)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if any("test" in Path(s.split(":")[1]).stem for s in args.sets):
@@ -233,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, m in table.items():
             print(f"{name:82} {m['auroc']:7.3f} {m['abstain_at_fa05']:11.2f} {m['abstain_at_fa10']:12.2f}")
         print(f"shipped: {args.features!r}, threshold {weights['threshold']}")
+    if args.transfer:
+        for name, m in transfer(rows, chosen).items():
+            print(f"transfer {name:70} AUROC {m['auroc']:.3f}  abstain {m['abstain']:.2f}  false abstention {m['false_abstain']:.3f}")
     return 0
 
 

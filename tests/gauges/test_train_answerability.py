@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gauges.train_answerability import (
-    CANDIDATES, MADE_SUFFIX, ablation, collect, fit_logistic, main, prior_shift, topic_groups,
+    CANDIDATES, MADE_SUFFIX, SHIPPED, ablation, collect, fit_logistic, main, prior_shift, topic_groups, transfer,
 )
 from tests.gauges.test_qa import corpus  # noqa: F401  (the fixture: two pages, one linked to #hiring)
 
@@ -94,6 +94,17 @@ def test_the_ablation_has_every_candidate_with_and_without_made_rows_scored_on_w
     assert set(table) == set(CANDIDATES) | {name + MADE_SUFFIX for name in CANDIDATES}
     for m in table.values():
         assert 0.5 < m["auroc"] <= 1.0 and 0.0 <= m["abstain_at_fa05"] <= m["abstain_at_fa10"] <= 1.0
+
+
+def test_transfer_scores_each_corpus_model_on_the_other_corpora_only():
+    same = [dict(r, corpus="/a") for r in _rows(seed=1)] + [dict(r, corpus="/b") for r in _rows(seed=2)]
+    table = transfer(same, CANDIDATES[SHIPPED])
+    assert set(table) == {f"{c} → others{suffix}" for c in ("a", "b") for suffix in (MADE_SUFFIX, "")}
+    assert all(m["auroc"] > 0.8 and 0.0 <= m["false_abstain"] <= 1.0 and 0.0 <= m["abstain"] <= 1.0 for m in table.values())
+    # A corpus whose answerable questions score low: models fit elsewhere rank its rows backwards.
+    flipped = [dict(r, corpus="/b", answerable=not r["answerable"]) for r in _rows(seed=2) if not r["made"]]
+    table = transfer([dict(r, corpus="/a") for r in _rows(seed=1)] + flipped, CANDIDATES[SHIPPED])
+    assert table["a → others" + MADE_SUFFIX]["auroc"] < 0.2
 
 
 def test_training_refuses_test_splits_and_writes_weights_that_load(tmp_path, settings, corpus, monkeypatch):  # noqa: F811

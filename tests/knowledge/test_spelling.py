@@ -14,7 +14,7 @@ from knowledge.edge_store import EdgeChunkStore
 from knowledge.embeddings import HashEmbeddings
 from knowledge.retriever import HybridRetriever
 from knowledge.spelling import Speller, english_words
-from knowledge.types import Scope
+from knowledge.types import WORKSPACE_WIDE, Scope
 from tests.knowledge.conftest import make_chunks, vectors
 
 SCOPE = Scope("T1", "C1")
@@ -115,7 +115,7 @@ class FailingTexts:
     def __init__(self, store):
         self.store, self.reads, self.generation, self.backend = store, 0, 0, store.backend
 
-    def scope_texts(self, scope):
+    def channel_texts(self, workspace, channel):
         self.reads += 1
         raise ConnectionError("qdrant unreachable")
 
@@ -127,18 +127,18 @@ def test_a_failed_read_leaves_questions_uncorrected_and_is_not_retried_per_quest
     for _ in range(20):
         failing.generation += 1  # writes keep coming: still no read before refresh_s
         assert speller.correct(SCOPE, "how ofetn") == "how ofetn"
-    assert failing.reads == 1 and threading.active_count() <= before + 1
+    assert failing.reads == 2 and threading.active_count() <= before + 1  # once per part: the channel, the workspace-wide
 
 
 def test_concurrent_first_questions_read_the_words_once(store):
     reads = []
-    texts = store.scope_texts
-    def slow_texts(scope):  # a read long enough for every asker to arrive during it
-        reads.append(scope)
+    texts = store.channel_texts
+    def slow_texts(workspace, channel):  # a read long enough for every asker to arrive during it
+        reads.append((workspace, channel))
         time.sleep(0.3)
-        return texts(scope)
+        return texts(workspace, channel)
 
-    store.scope_texts = slow_texts
+    store.channel_texts = slow_texts
     speller = Speller(store)
     answers = []
     askers = [threading.Thread(target=lambda: answers.append(speller.correct(SCOPE, "how ofetn"))) for _ in range(8)]
@@ -146,7 +146,7 @@ def test_concurrent_first_questions_read_the_words_once(store):
         t.start()
     for t in askers:
         t.join()
-    assert answers == ["how often"] * 8 and len(reads) == 1
+    assert answers == ["how often"] * 8 and sorted(reads) == sorted([("T1", "C1"), ("T1", WORKSPACE_WIDE)])
 
 
 def test_the_retriever_searches_and_judges_one_corrected_text_and_remembers_the_asked_one(store):
@@ -165,3 +165,106 @@ def test_the_retriever_searches_and_judges_one_corrected_text_and_remembers_the_
     # ... and the very text the search read, even once the speller would correct otherwise.
     speller.correct = lambda scope, text: "something else"
     assert corrected.search_text(asked) == "how often must the passphrase be rotate"
+
+
+def test_every_channel_shares_one_read_of_the_workspace_wide_words(store):
+    reads = []
+    texts = store.channel_texts
+    store.channel_texts = lambda workspace, channel: reads.append((workspace, channel)) or texts(workspace, channel)
+    _add(store, Scope.workspace_wide("T1"), "handbook.md", ["The zeppelin fleet is stored in hangar nine."])
+    speller = Speller(store)
+    for scope in (SCOPE, Scope("T1", "C2"), Scope("T1", None), Scope("T1", "C9")):
+        assert speller.correct(scope, "the zepelin") == "the zeppelin"
+    assert sorted(reads) == sorted([("T1", WORKSPACE_WIDE), ("T1", "C1"), ("T1", "C2"), ("T1", "C9")])
+    # A channel's own words still stay in that channel.
+    assert speller.correct(Scope("T1", "C2"), "the initeck deal") == "the initech deal"
+    assert speller.correct(Scope("T1", "C9"), "the initeck deal") == "the initeck deal"
+
+
+def test_a_words_chunks_are_counted_across_the_parts_a_scope_reads(store):
+    _add(store, Scope.workspace_wide("T1"), "banks.md", ["Two banks hold the funds.", "The banks close at five.", "Bands play."])
+    _add(store, SCOPE, "bands.md", ["Three bands play at the party.", "The bands rehearse on Fridays."])
+    speller = Speller(store)
+    # Workspace-wide alone: "banks" (2 chunks) beats "bands" (1); with the channel's: bands 3, banks 2.
+    assert speller.correct(Scope("T1", None), "the bancs") == "the banks"
+    assert speller.correct(SCOPE, "the bancs") == "the bands"
+
+
+def test_a_slow_first_read_holds_up_only_the_questions_that_need_it(store):
+    release = threading.Event()
+    texts = store.channel_texts
+
+    def texts_of(workspace, channel):
+        if workspace == "T1":  # T1's read hangs until released
+            release.wait(10)
+        return texts(workspace, channel)
+
+    store.channel_texts = texts_of
+    speller = Speller(store, first_wait_s=30)
+    slow = threading.Thread(target=speller.correct, args=(SCOPE, "how ofetn"))
+    slow.start()
+    try:
+        other = []
+        asker = threading.Thread(target=lambda: other.append(speller.correct(Scope("T2", "C1"), "kubernetis upgrades")))
+        asker.start()
+        asker.join(5)
+        assert other == ["kubernetes upgrades"] and slow.is_alive()  # T2 answered while T1 still reads
+    finally:
+        release.set()
+        slow.join()
+    assert speller.correct(SCOPE, "how ofetn") == "how often"
+
+
+def test_questions_wait_for_a_first_read_only_until_first_wait_s_then_go_uncorrected_until_it_ends(store):
+    release = threading.Event()
+    texts = store.channel_texts
+    reads = []
+
+    def hanging(workspace, channel):  # a part of 100k chunks: seconds to read
+        reads.append((workspace, channel))
+        release.wait(10)
+        return texts(workspace, channel)
+
+    store.channel_texts = hanging
+    speller = Speller(store, first_wait_s=0.2)
+    try:
+        assert speller.correct(SCOPE, "how ofetn") == "how ofetn"  # waited 0.2 s, then as asked
+        assert speller.correct(SCOPE, "how ofetn") == "how ofetn"  # the read still under way: not read twice
+    finally:
+        release.set()
+    assert _eventually(lambda: speller.correct(SCOPE, "how ofetn") == "how often")
+    assert sorted(reads) == sorted([("T1", "C1"), ("T1", WORKSPACE_WIDE)])
+
+
+def test_warm_reads_every_part_now_however_long_it_takes(store):
+    texts = store.channel_texts
+
+    def slow(workspace, channel):
+        time.sleep(0.3)
+        return texts(workspace, channel)
+
+    store.channel_texts = slow
+    speller = Speller(store, first_wait_s=0.0)
+    speller.warm(SCOPE)
+    assert speller.correct(SCOPE, "how ofetn") == "how often"
+
+
+def test_a_scope_with_one_part_still_unread_goes_uncorrected(store):
+    _add(store, Scope.workspace_wide("T1"), "handbook.md", ["The zeppelin fleet is stored in hangar nine."])
+    release = threading.Event()
+    texts = store.channel_texts
+
+    def channel_hangs(workspace, channel):
+        if channel != WORKSPACE_WIDE:
+            release.wait(10)
+        return texts(workspace, channel)
+
+    store.channel_texts = channel_hangs
+    speller = Speller(store, first_wait_s=0.1)
+    try:
+        assert speller.correct(Scope("T1", None), "the zepelin") == "the zeppelin"  # its one part is read
+        # C1's own words are not read yet: the workspace-wide ones alone could correct what C1 has.
+        assert speller.correct(SCOPE, "the zepelin") == "the zepelin"
+    finally:
+        release.set()
+    assert _eventually(lambda: speller.correct(SCOPE, "the zepelin") == "the zeppelin")
