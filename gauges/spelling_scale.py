@@ -1,10 +1,15 @@
-"""`python -m gauges.spelling_scale --docs DIR [--channels N]`: what the spelling correction's
-vocabularies cost when many channels of one workspace ask.
+"""`python -m gauges.spelling_scale (--docs DIR | --synthetic N) [--channels N]`: what the spelling
+correction's vocabularies cost when many channels of one workspace ask, and how long a large
+workspace's first read takes.
 
-The folder is ingested workspace-wide (as `docent eval qa` does, cached per data dir); then a fresh
-`Speller` over that store gets one misspelled question from each of N channels, none with
-documents of its own, one after the other. Printed: each channel's first question's time (p50,
-max), the total, and how much the process's resident memory grew (the vocabularies it keeps).
+`--docs`: the folder is ingested workspace-wide (as `docent eval qa` does, cached per data dir);
+then a fresh `Speller` over that store gets one misspelled question from each of N channels, none
+with documents of its own, one after the other. Printed: each channel's first question's time
+(p50, max), the total, and how much the process's resident memory grew (the vocabularies it keeps).
+
+`--synthetic N`: N workspace-wide chunks of generated text over a 60k-word vocabulary (random
+vectors: nothing is embedded) in a fresh Edge store; printed: how long the first read of their
+words takes (`Speller.warm`), and how long a first question waits with the default `first_wait_s`.
 """
 
 from __future__ import annotations
@@ -46,11 +51,59 @@ def measure(store, workspace: str, channels: int, question: str = "how ofetn do 
     }
 
 
+def synthetic(chunks: int, work_dir: Path) -> dict:
+    import random
+
+    import numpy as np
+
+    from gauges.bench import _vocabulary, _zipf_text
+    from knowledge.edge_store import EdgeChunkStore
+    from knowledge.spelling import Speller, english_words
+    from knowledge.types import WORKSPACE_WIDE, Chunk, Scope
+
+    rng, vectors = random.Random(5), np.random.default_rng(5)
+    vocab = _vocabulary(rng, n=60_000)
+    store = EdgeChunkStore(work_dir / "edge")
+    try:
+        for start in range(0, chunks, 2000):
+            n = min(2000, chunks - start)
+            v = vectors.standard_normal((n, store.dim)).astype(np.float32)
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            store.add([Chunk(doc_id=f"d{i // 20}", title=f"Doc {i // 20}", source=f"d{i // 20}.md",
+                             text=_zipf_text(rng, vocab, rng.randint(80, 180)), chunk_index=i % 20, page=None,
+                             heading_path=(), scope=Scope("W", WORKSPACE_WIDE), content_hash="h", ingested_at=1.0)
+                       for i in range(start, start + n)], v)
+        store.optimize()
+        english_words()
+        speller = Speller(store)
+        started = time.perf_counter()
+        speller.warm(Scope("W", None))
+        read_s = time.perf_counter() - started
+        words = len(speller._get(("W", WORKSPACE_WIDE)).words)
+        asked = Speller(store)
+        started = time.perf_counter()
+        asked.correct(Scope("W", "C1"), "how ofetn do i rotaet my passwrd")
+        waited = time.perf_counter() - started
+        asked.settle()  # its read goes on after the question: let it end before the store closes
+        return {"chunks": chunks, "distinct_words": words, "first_read_s": round(read_s, 2),
+                "first_question_s": round(waited, 2)}
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gauges.spelling_scale", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--docs", type=Path, required=True, help="folder ingested workspace-wide")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--docs", type=Path, help="folder ingested workspace-wide")
+    source.add_argument("--synthetic", type=int, metavar="N", help="N generated workspace-wide chunks")
     parser.add_argument("--channels", type=int, default=64)
     args = parser.parse_args(argv)
+    if args.synthetic:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="spelling-scale-") as work:
+            print(json.dumps(synthetic(args.synthetic, Path(work))))
+        return 0
     from bot.settings import Settings
     from gauges.qa import EVAL_WORKSPACE, eval_docent
 

@@ -177,6 +177,20 @@ class Speller:
             if self._get(key) is None:
                 self._read(key, None)
 
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait for the first reads under way (before closing the store); False if `timeout`
+        passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = [done for done, _ in self._pending.values()]
+            if not pending:
+                return True
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            pending[0].wait(left)
+
     def _vocabulary(self, key: tuple[str, str]) -> Vocabulary:
         current = self._get(key) or self._first(key)
         if current is _UNREAD:
@@ -252,8 +266,11 @@ class Speller:
         try:
             vocabulary = build_vocabulary(self.store.channel_texts(workspace, channel), generation)
         except Exception:  # a closed or unreachable store: keep what was read, try again in refresh_s
-            log.warning("could not read the words of %s's documents; questions go uncorrected meanwhile",
-                        workspace, exc_info=True)
+            if getattr(self.store, "closed", False):  # shut down while reading: nothing to tell
+                log.debug("the store closed while the words of %s's documents were read", workspace)
+            else:
+                log.warning("could not read the words of %s's documents; questions go uncorrected meanwhile",
+                            workspace, exc_info=True)
             empty = Vocabulary(Counter(), None, 0.0, generation)
             vocabulary = replace(old or empty, built_at=time.monotonic(), generation=generation, failed=True)
         with self._lock:

@@ -468,6 +468,10 @@ class ChunkStore:
     def _live(*conditions: dict) -> Where:
         return _where(*conditions, _eq(STATE, LIVE))
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def _filter(self, where: Where):
         return self.backend.filter(where)
 

@@ -22,3 +22,11 @@ def test_measure_asks_from_every_channel_and_reads_the_shared_words_once(tmp_pat
     assert result["channels"] == 5 and result["total_s"] >= 0
     assert result["first_question_max_ms"] >= result["first_question_p50_ms"] >= 0
     assert reads.count(WORKSPACE_WIDE) == 1 and len(reads) == 6  # once, plus each channel's own
+
+
+def test_the_synthetic_workspace_is_read_whole_and_its_first_question_answered(tmp_path):
+    from gauges.spelling_scale import synthetic
+
+    result = synthetic(300, tmp_path)
+    assert result["chunks"] == 300 and result["distinct_words"] > 1000  # generated text over a 60k-word vocabulary
+    assert result["first_read_s"] >= 0 and result["first_question_s"] >= 0

@@ -268,3 +268,24 @@ def test_a_scope_with_one_part_still_unread_goes_uncorrected(store):
     finally:
         release.set()
     assert _eventually(lambda: speller.correct(SCOPE, "the zepelin") == "the zeppelin")
+
+
+def test_settle_waits_for_the_first_reads_under_way(store):
+    release = threading.Event()
+    texts = store.channel_texts
+    store.channel_texts = lambda workspace, channel: release.wait(10) and texts(workspace, channel)
+    speller = Speller(store, first_wait_s=0.0)
+    assert speller.correct(SCOPE, "how ofetn") == "how ofetn"
+    assert speller.settle(timeout=0.1) is False  # still reading
+    release.set()
+    assert speller.settle() is True
+    assert speller.correct(SCOPE, "how ofetn") == "how often"
+
+
+def test_a_read_cut_short_by_closing_the_store_is_not_reported_as_a_failure(store, caplog):
+    speller = Speller(store)
+    store.close()
+    with caplog.at_level("DEBUG", logger="knowledge.spelling"):
+        assert speller.correct(SCOPE, "how ofetn") == "how ofetn"
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert any("closed" in r.getMessage() for r in caplog.records)
