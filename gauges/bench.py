@@ -272,13 +272,14 @@ def generated_documents(rng: random.Random, n: int = 40, paragraphs: int = 8) ->
 
 
 def build_synthetic_store(size: int, store_dir: Path, *, dim: int = 384, seed: int = 7,
-                          on_progress: ProgressFn | None = None):
-    """An Edge store of `size` chunks: random unit vectors, generated text, many scopes."""
+                          on_progress: ProgressFn | None = None, words: int = 3000, scope: Scope | None = None):
+    """An Edge store of `size` chunks: random unit vectors, text generated over `words` distinct
+    words, in many scopes (or all in `scope`)."""
     from knowledge.edge_store import EdgeChunkStore
 
     rng = random.Random(seed)
     nprng = np.random.default_rng(seed)
-    vocab = _vocabulary(rng)
+    vocab = _vocabulary(rng, words)
     store = EdgeChunkStore(store_dir, dim=dim)
     per_doc = 20
     for start in range(0, size, _INSERT_BATCH):
@@ -288,11 +289,11 @@ def build_synthetic_store(size: int, store_dir: Path, *, dim: int = 384, seed: i
         chunks = []
         for i in range(start, start + n):
             doc = i // per_doc
-            scope = Scope(_WORKSPACES[doc % len(_WORKSPACES)], _CHANNELS[(doc // len(_WORKSPACES)) % len(_CHANNELS)])
+            home = scope or Scope(_WORKSPACES[doc % len(_WORKSPACES)], _CHANNELS[(doc // len(_WORKSPACES)) % len(_CHANNELS)])
             chunks.append(
                 Chunk(doc_id=f"doc-{doc}", title=f"Document {doc}", source=f"doc-{doc}.md",
                       text=_zipf_text(rng, vocab, rng.randint(80, 180)), chunk_index=i % per_doc,
-                      page=None, heading_path=(), scope=scope, content_hash=f"h{doc}", ingested_at=1.0)
+                      page=None, heading_path=(), scope=home, content_hash=f"h{doc}", ingested_at=1.0)
             )
         store.add(chunks, vectors)
         if on_progress:

@@ -7,8 +7,8 @@ then a fresh `Speller` over that store gets one misspelled question from each of
 with documents of its own, one after the other. Printed: each channel's first question's time
 (p50, max), the total, and how much the process's resident memory grew (the vocabularies it keeps).
 
-`--synthetic N`: N workspace-wide chunks of generated text over a 60k-word vocabulary (random
-vectors: nothing is embedded) in a fresh Edge store; printed: how long the first read of their
+`--synthetic N`: N workspace-wide chunks of generated text over a 60k-word vocabulary (`docent
+bench`'s synthetic store: random vectors, nothing is embedded) in a fresh Edge store; printed: how long the first read of their
 words takes (`Speller.warm`), and how long a first question waits with the default `first_wait_s`.
 """
 
@@ -52,28 +52,13 @@ def measure(store, workspace: str, channels: int, question: str = "how ofetn do 
 
 
 def synthetic(chunks: int, work_dir: Path) -> dict:
-    import random
-
-    import numpy as np
-
-    from gauges.bench import _vocabulary, _zipf_text
-    from knowledge.edge_store import EdgeChunkStore
+    from gauges.bench import build_synthetic_store
     from knowledge.spelling import Speller, english_words
-    from knowledge.types import WORKSPACE_WIDE, Chunk, Scope
+    from knowledge.types import WORKSPACE_WIDE, Scope
 
-    rng, vectors = random.Random(5), np.random.default_rng(5)
-    vocab = _vocabulary(rng, n=60_000)
-    store = EdgeChunkStore(work_dir / "edge")
+    store, _ = build_synthetic_store(chunks, work_dir / "edge", seed=5, words=60_000,
+                                     scope=Scope.workspace_wide("W"))
     try:
-        for start in range(0, chunks, 2000):
-            n = min(2000, chunks - start)
-            v = vectors.standard_normal((n, store.dim)).astype(np.float32)
-            v /= np.linalg.norm(v, axis=1, keepdims=True)
-            store.add([Chunk(doc_id=f"d{i // 20}", title=f"Doc {i // 20}", source=f"d{i // 20}.md",
-                             text=_zipf_text(rng, vocab, rng.randint(80, 180)), chunk_index=i % 20, page=None,
-                             heading_path=(), scope=Scope("W", WORKSPACE_WIDE), content_hash="h", ingested_at=1.0)
-                       for i in range(start, start + n)], v)
-        store.optimize()
         english_words()
         speller = Speller(store)
         started = time.perf_counter()

@@ -91,15 +91,14 @@ def build_vocabulary(texts: Iterable[str], generation: int = 0) -> Vocabulary:
 _UNREAD = Vocabulary(Counter(), None, 0.0, -1)  # a part whose first read is still under way: no words yet
 
 
-def correct_with(vocabularies: Vocabulary | Sequence[Vocabulary], text: str, min_length: int = MIN_LENGTH) -> str:
+def correct_with(vocabularies: Sequence[Vocabulary], text: str, min_length: int = MIN_LENGTH) -> str:
     """`text` with the words `vocabularies` correct replaced (the rules in the module docstring).
 
     Several vocabularies are read as one — the parts of what a scope may read: a word is known
     if any part has it, and of the words one edit away the one in most chunks across the parts
     wins (the parts hold different chunks, so their counts add); of equals, the first a part
     names (symspellpy's order within a part: one part corrects as symspellpy's top suggestion)."""
-    parts = [vocabularies] if isinstance(vocabularies, Vocabulary) else list(vocabularies)
-    parts = [v for v in parts if v.words]
+    parts = [v for v in vocabularies if v.words]
     if not parts:  # no documents, or a failed first read
         return text
     english = english_words()

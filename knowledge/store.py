@@ -405,16 +405,10 @@ class ChunkStore:
             start.wait()
         return self._run(self.backend.query, [VectorQuery(sparse=(indices, values))], flt, limit, RANK_FIELDS)[0]
 
-    def scope_texts(self, scope: Scope) -> Iterator[str]:
-        """The text, title and headings of every live chunk `scope` may read (what its searches
-        may return), one string each."""
-        for channel in scope.visible_channels:
-            yield from self.channel_texts(scope.workspace, channel)
-
     def channel_texts(self, workspace: str, channel: str) -> Iterator[str]:
-        """The same strings for the live chunks stored in one channel of `workspace` (or, for
-        WORKSPACE_WIDE, its workspace-wide ones): one of the parts a scope reads
-        (`Scope.visible_channels`), so what many scopes share is read once."""
+        """The text, title and headings of every live chunk stored in one channel of `workspace`
+        (or, for WORKSPACE_WIDE, its workspace-wide ones), one string each: one of the parts a
+        scope reads (`Scope.visible_channels`), so what many scopes share is read once."""
         flt = self._filter(_where(_eq(LIVE_SCOPE, scope_key(workspace, channel))))
         for payload in self._scroll(flt, ["text", "title", "heading_path"]):
             yield " ".join([payload.get("text") or "", payload.get("title") or "", *(payload.get("heading_path") or ())])
